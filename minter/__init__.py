@@ -1,0 +1,89 @@
+"""session-minter's pure core: verify a posted session token, decide, clone, sign.
+
+No I/O, no environment, no wall clock: callers pass `now` (whole Unix
+seconds) and the randomness (`jti`).
+"""
+
+from .claims import ClaimsRecord, age_fva, clone_claims, record_of
+from .errors import (
+    AlgorithmMismatch,
+    BadSignature,
+    ClaimRejected,
+    ForbiddenHeader,
+    KeyMaterialError,
+    MalformedToken,
+    MinterError,
+    TokenExpired,
+    TokenRejected,
+    UnknownKey,
+)
+from .keys import (
+    KeySet,
+    PublicKey,
+    SigningKey,
+    load_private_key,
+    load_public_jwk,
+    load_public_jwks,
+    thumbprint,
+)
+from .mint import mint_token, sign_compact
+from .policy import (
+    Bounds,
+    Decision,
+    Mint,
+    Reason,
+    RefreshRequest,
+    Refuse,
+    SessionState,
+    ToOrigin,
+    decide,
+)
+from .verify import (
+    MAX_TOKEN_BYTES,
+    SESSION_TOKEN_CAT,
+    VerifiedToken,
+    VerifyRules,
+    organization_of,
+    verify_session_token,
+)
+
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "SESSION_TOKEN_CAT",
+    "AlgorithmMismatch",
+    "BadSignature",
+    "Bounds",
+    "ClaimRejected",
+    "ClaimsRecord",
+    "Decision",
+    "ForbiddenHeader",
+    "KeyMaterialError",
+    "KeySet",
+    "MalformedToken",
+    "Mint",
+    "MinterError",
+    "PublicKey",
+    "Reason",
+    "RefreshRequest",
+    "Refuse",
+    "SessionState",
+    "SigningKey",
+    "ToOrigin",
+    "TokenExpired",
+    "TokenRejected",
+    "UnknownKey",
+    "VerifiedToken",
+    "VerifyRules",
+    "age_fva",
+    "clone_claims",
+    "decide",
+    "load_private_key",
+    "load_public_jwk",
+    "load_public_jwks",
+    "mint_token",
+    "organization_of",
+    "record_of",
+    "sign_compact",
+    "thumbprint",
+    "verify_session_token",
+]

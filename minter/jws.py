@@ -1,0 +1,113 @@
+"""Compact JWS plumbing: canonical base64url and strict JSON, both directions.
+
+Strict means: base64url with no padding, no characters outside the alphabet
+and no stray trailing bits (one encoding per value, so a token cannot be
+altered without changing its bytes); JSON that is UTF-8 without a byte-order
+mark, has no duplicate member names, no NaN or Infinity, no lone surrogates,
+integers that fit in 64 bits, and an object at the top.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from typing import Any
+
+import orjson
+
+from .errors import MalformedToken
+
+__all__ = [
+    "b64url_decode",
+    "b64url_encode",
+    "encode_json",
+    "parse_json_object",
+    "split_compact",
+]
+
+_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_INT64_LIMIT = 1 << 63
+
+
+def b64url_encode(data: bytes) -> str:
+    return (
+        binascii.b2a_base64(data, newline=False)
+        .decode("ascii")
+        .translate(_TO_URL_ALPHABET)
+        .rstrip("=")
+    )
+
+
+_TO_URL_ALPHABET = str.maketrans("+/", "-_")
+_FROM_URL_ALPHABET = str.maketrans("-_", "+/")
+
+
+def b64url_decode(segment: str, *, what: str) -> bytes:
+    """Decode one canonical base64url segment; anything else is MalformedToken."""
+    if _B64URL_SEGMENT.fullmatch(segment) is None or len(segment) % 4 == 1:
+        raise MalformedToken(f"{what} is not base64url")
+    padded = segment.translate(_FROM_URL_ALPHABET) + "=" * (-len(segment) % 4)
+    try:
+        data = binascii.a2b_base64(padded, strict_mode=True)
+    except binascii.Error as exc:
+        raise MalformedToken(f"{what} is not base64url") from exc
+    if b64url_encode(data) != segment:
+        raise MalformedToken(f"{what} is not canonical base64url")
+    return data
+
+
+def split_compact(token: str, *, max_bytes: int) -> tuple[str, str, str]:
+    """Split a compact JWS into its three segments, refusing anything else."""
+    if len(token) > max_bytes:
+        raise MalformedToken("token is too large")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedToken("token is not a compact JWS")
+    header, payload, signature = parts
+    if not header or not payload or not signature:
+        raise MalformedToken("token has an empty segment")
+    return header, payload, signature
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedToken("duplicate JSON member")
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise MalformedToken(f"JSON constant {name} is not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if not -_INT64_LIMIT <= value < _INT64_LIMIT:
+        raise MalformedToken("JSON integer out of range")
+    return value
+
+
+def parse_json_object(data: bytes, *, what: str) -> dict[str, Any]:
+    """Parse strict JSON whose top level is an object."""
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_int=_bounded_int,
+        )
+        # Round-trips through the encoder we sign with: refuses lone surrogates.
+        orjson.dumps(value)
+    except MalformedToken:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError) as exc:
+        raise MalformedToken(f"{what} is not strict JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedToken(f"{what} is not a JSON object")
+    return value
+
+
+def encode_json(value: dict[str, Any]) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,196 @@
+"""The refresh decision: request facts in, Mint | ToOrigin | Refuse out.
+
+The rules, in order (DESIGN.md, "The decision"):
+
+1. template path or force_origin  → origin        (origin down: 503)
+2. no token nor expired_token     → origin        (origin down: 422 missing_expired_token)
+3. token fails verification       → origin        (origin down: 503)
+4. session revoked or marked stale→ origin        (origin down: 503)
+5. organization_id differs        → origin        (origin down: 503)
+6. claims too old                 → origin        (origin down: the outage bound applies)
+7. a fresher record is stored     → clone it, when within the bound; else origin
+8. otherwise                      → mint at the edge
+
+Rules 6 and 7 look at the claims that would be minted: the fresher of the
+posted token and the stored record, so the age bound is checked on what
+actually leaves the edge, and no token older than one already issued for
+that session and organization is ever minted. A mint whose `exp` would fall
+within `min_remaining_s` of `oiat + bound` goes to the origin instead.
+
+`origin_available=False` asks what to do when the origin cannot answer
+(breaker open, or it just failed): every ToOrigin becomes a Refuse or, where
+the claims allow it, a Mint under the outage bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .claims import ClaimsRecord, record_of
+from .errors import TokenRejected
+from .verify import VerifiedToken
+
+__all__ = [
+    "Bounds",
+    "Decision",
+    "Mint",
+    "Reason",
+    "RefreshRequest",
+    "Refuse",
+    "SessionState",
+    "ToOrigin",
+    "decide",
+]
+
+
+class Reason(StrEnum):
+    TEMPLATE = "template"
+    FORCE_ORIGIN = "force_origin"
+    NO_TOKEN = "no_token"  # noqa: S105 - a reason label, not a secret
+    INVALID = "invalid"
+    REVOKED = "revoked"
+    STALE = "stale"
+    ORGANIZATION = "org"
+    TOO_OLD = "too_old"
+    NEAR_BOUND = "near_bound"
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRequest:
+    session_id: str
+    template: str | None
+    force_origin: bool
+    organization_id: str | None  # None: not sent (keep the token's organization)
+    token: str | None  # `token`, else `expired_token`
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    max_claims_age_s: int = 300
+    outage_max_claims_age_s: int = 3600
+    lifetime_s: int = 60
+    min_remaining_s: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What the store knows of a session and organization."""
+
+    revoked: bool = False
+    stale_mark: int | None = None  # claims with oiat <= mark are stale
+    freshest: ClaimsRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mint:
+    record: ClaimsRecord  # the claims to clone
+    lifetime_s: int
+    not_after: int  # oiat + bound: no exp past it
+    outage: bool
+    remember: ClaimsRecord | None  # the posted claims, when fresher than the stored ones
+
+
+@dataclass(frozen=True, slots=True)
+class ToOrigin:
+    reason: Reason
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.reason}:{self.detail}" if self.detail else str(self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    status: int
+    code: str
+    message: str
+    reason: Reason
+    retry_after_s: int | None = None
+
+
+Decision = Mint | ToOrigin | Refuse
+
+_UNAVAILABLE = "origin_unavailable"
+
+
+def _unavailable(reason: Reason, message: str) -> Refuse:
+    return Refuse(503, _UNAVAILABLE, message, reason, retry_after_s=5)
+
+
+def _route(reason: Reason, available: bool, message: str, detail: str = "") -> Decision:
+    return ToOrigin(reason, detail) if available else _unavailable(reason, message)
+
+
+def decide(
+    request: RefreshRequest,
+    verified: VerifiedToken | TokenRejected | None,
+    state: SessionState,
+    *,
+    now: int,
+    bounds: Bounds,
+    origin_available: bool = True,
+) -> Decision:
+    """Decide one refresh. `verified` is None when no token was posted."""
+    avail = origin_available
+    if request.template is not None:
+        return _route(Reason.TEMPLATE, avail, "template tokens need the origin")
+    if request.force_origin:
+        return _route(Reason.FORCE_ORIGIN, avail, "a fresh token needs the origin")
+    if request.token is None or verified is None:
+        if avail:
+            return ToOrigin(Reason.NO_TOKEN)
+        return Refuse(
+            422,
+            "missing_expired_token",
+            "retry with the last active token as expired_token",
+            Reason.NO_TOKEN,
+        )
+    if isinstance(verified, TokenRejected):
+        return _route(Reason.INVALID, avail, "the posted token was not accepted", verified.reason)
+    if state.revoked:
+        return _route(Reason.REVOKED, avail, "this session needs the origin")
+    if state.stale_mark is not None and verified.oiat <= state.stale_mark:
+        return _route(Reason.STALE, avail, "these claims changed at the origin")
+    wanted_org = request.organization_id
+    if wanted_org is not None and wanted_org != verified.organization_id:
+        return _route(Reason.ORGANIZATION, avail, "switching organization needs the origin")
+    return _plan_mint(verified, state, now=now, bounds=bounds, available=avail)
+
+
+def _plan_mint(
+    verified: VerifiedToken,
+    state: SessionState,
+    *,
+    now: int,
+    bounds: Bounds,
+    available: bool,
+) -> Decision:
+    stored = state.freshest
+    if stored is not None and state.stale_mark is not None and stored.oiat <= state.stale_mark:
+        stored = None
+    posted = record_of(verified)
+    if stored is not None and stored.oiat > posted.oiat:
+        record, remember = stored, None
+    else:
+        record, remember = posted, posted if stored is None or posted.oiat > stored.oiat else None
+    bound = bounds.max_claims_age_s if available else bounds.outage_max_claims_age_s
+    not_after = record.oiat + bound
+    if now - record.oiat > bound:
+        return _route(Reason.TOO_OLD, available, "claims are older than the outage bound")
+    if not_after - now < bounds.min_remaining_s:
+        return _route(Reason.NEAR_BOUND, available, "claims are about to reach the bound")
+    origin_lifetime = record.origin_lifetime_s
+    if origin_lifetime is None and stored is not None and stored.oiat == record.oiat:
+        origin_lifetime = stored.origin_lifetime_s
+    lifetime = bounds.lifetime_s
+    if origin_lifetime is not None:
+        lifetime = min(lifetime, origin_lifetime)
+    return Mint(
+        record=record,
+        lifetime_s=lifetime,
+        not_after=not_after,
+        outage=not available,
+        remember=remember,
+    )
