@@ -5,7 +5,8 @@ The rules, in order (DESIGN.md, "The decision"):
 1. template path or force_origin  → origin        (origin down: 503)
 2. no token nor expired_token     → origin        (origin down: 422 missing_expired_token)
 3. token fails verification       → origin        (origin down: 503)
-4. session revoked or marked stale→ origin        (origin down: 503)
+4. session revoked or marked stale,
+   or the store cannot tell        → origin        (origin down: 503)
 5. organization_id differs        → origin        (origin down: 503)
 6. claims too old                 → origin        (origin down: the outage bound applies)
 7. a fresher record is stored     → clone it, when within the bound; else origin
@@ -50,6 +51,7 @@ class Reason(StrEnum):
     NO_TOKEN = "no_token"  # noqa: S105 - a reason label, not a secret
     INVALID = "invalid"
     REVOKED = "revoked"
+    STORE = "store"
     STALE = "stale"
     ORGANIZATION = "org"
     TOO_OLD = "too_old"
@@ -126,13 +128,17 @@ def _route(reason: Reason, available: bool, message: str, detail: str = "") -> D
 def decide(
     request: RefreshRequest,
     verified: VerifiedToken | TokenRejected | None,
-    state: SessionState,
+    state: SessionState | None,
     *,
     now: int,
     bounds: Bounds,
     origin_available: bool = True,
 ) -> Decision:
-    """Decide one refresh. `verified` is None when no token was posted."""
+    """Decide one refresh.
+
+    `verified` is None when no token was posted; `state` is None when the
+    store could not be read (then revocations cannot be seen: no edge mint).
+    """
     avail = origin_available
     if request.template is not None:
         return _route(Reason.TEMPLATE, avail, "template tokens need the origin")
@@ -149,6 +155,8 @@ def decide(
         )
     if isinstance(verified, TokenRejected):
         return _route(Reason.INVALID, avail, "the posted token was not accepted", verified.reason)
+    if state is None:
+        return _route(Reason.STORE, avail, "the session store is unavailable")
     if state.revoked:
         return _route(Reason.REVOKED, avail, "this session needs the origin")
     if state.stale_mark is not None and verified.oiat <= state.stale_mark:

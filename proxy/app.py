@@ -1,0 +1,132 @@
+"""The app factory: settings in, a ready aiohttp Application out.
+
+One `ClientSession` to the origin (no cookie jar, no automatic
+decompression, bounded pool) is opened and closed by `cleanup_ctx`, which
+also fetches the origin's JWKS at start and refreshes it in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from minter import Bounds, SigningKey, VerifyRules
+
+from .config import Settings
+from .forward import Upstream
+from .health import OriginHealth
+from .keyring import KeyRing
+from .keys import load_signing_keys
+from .metrics import Metrics
+from .routes import dispatch
+from .services import SERVICES, Services
+from .store import MemoryStore, SessionStore
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _store(settings: Settings, clock: Callable[[], float]) -> SessionStore:
+    tokens = settings.tokens
+    return MemoryStore(
+        max_entries=settings.store.max_sessions,
+        record_ttl_s=tokens.outage_max_claims_age_s + tokens.lifetime_s,
+        revocation_ttl_s=tokens.revocation_ttl_s,
+        timer=clock,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    signing_keys: Sequence[SigningKey] | None = None,
+    store: SessionStore | None = None,
+) -> web.Application:
+    """Build the edge. `clock` and `signing_keys` are injectable for tests and the demo."""
+    keys = list(signing_keys) if signing_keys is not None else load_signing_keys(settings.keys)
+    tokens = settings.tokens
+    services = Services(
+        settings=settings,
+        clock=clock,
+        keyring=KeyRing(
+            keys,
+            jwks_url=settings.origin.base_url + settings.origin.jwks_path,
+            min_refetch_s=settings.origin.jwks_min_refetch_s,
+            clock=clock,
+        ),
+        store=store if store is not None else _store(settings, clock),
+        health=OriginHealth(clock=clock),
+        metrics=Metrics(),
+        bounds=Bounds(
+            max_claims_age_s=tokens.max_claims_age_s,
+            outage_max_claims_age_s=tokens.outage_max_claims_age_s,
+            lifetime_s=tokens.lifetime_s,
+        ),
+        rules=VerifyRules(
+            issuers=frozenset(tokens.issuers),
+            authorized_parties=frozenset(tokens.authorized_parties),
+            max_expired_s=tokens.max_expired_s,
+        ),
+    )
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SERVICES] = services
+    app.cleanup_ctx.append(_origin_client)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def _origin_client(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    settings = services.settings
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256, limit_per_host=256),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(
+            total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
+        ),
+    )
+    services.upstream = Upstream(
+        session=session,
+        base_url=settings.origin.base_url,
+        prefix=settings.server.prefix,
+        preserve_host=False,
+        trusted_proxies=frozenset(),
+        token_timeout=aiohttp.ClientTimeout(
+            total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
+        ),
+        stream_timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.origin.connect_timeout_s,
+            sock_read=settings.origin.timeout_s,
+        ),
+    )
+    keyring = services.keyring
+    if not await keyring.refresh(session):
+        log.warning("origin JWKS unavailable at start; will retry")
+    refresher = asyncio.create_task(_refresh_jwks(services, session))
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await services.store.close()
+        await session.close()
+
+
+async def _refresh_jwks(services: Services, session: aiohttp.ClientSession) -> None:
+    settings = services.settings.origin
+    while True:
+        interval = settings.jwks_refresh_s if services.keyring.origin_keys_known else 2.0
+        await asyncio.sleep(interval)
+        ok = await services.keyring.refresh(session)
+        services.metrics.jwks_refreshes.labels("ok" if ok else "failed").inc()

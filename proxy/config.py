@@ -1,0 +1,289 @@
+"""Configuration: TOML file + environment overrides → frozen, validated Settings.
+
+Parsing (TOML, environment) is kept apart from the dataclasses, which only
+validate. Every section and key is listed in `config.example.toml`; unknown
+keys and wrong types are errors, never silently ignored. Relative paths in a
+file are relative to that file's folder. Environment variables named
+`SESSION_MINTER_<SECTION>__<KEY>` override the file (lists as JSON or
+comma-separated, booleans as true/false/1/0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "KeysSettings",
+    "OriginSettings",
+    "PushSettings",
+    "ReferenceOriginSettings",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "TokenSettings",
+    "load_settings",
+    "settings_from_mapping",
+]
+
+ENV_PREFIX = "SESSION_MINTER_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message naming the key."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    prefix: str = ""
+    workers: int = 1
+    max_body_bytes: int = 64 * 1024  # token route bodies above this get 413
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "server.port", "must be 0..65535")
+        _require(self.workers >= 1, "server.workers", "must be at least 1")
+        _require(self.max_body_bytes >= 1024, "server.max_body_bytes", "must be >= 1024")
+        _require(
+            self.prefix == "" or (self.prefix.startswith("/") and not self.prefix.endswith("/")),
+            "server.prefix",
+            'must be "" or start with "/" and not end with "/"',
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OriginSettings:
+    url: str = "http://127.0.0.1:8081"
+    jwks_path: str = "/v1/jwks"
+    connect_timeout_s: float = 2.0
+    timeout_s: float = 10.0  # whole-answer timeout for token requests sent to the origin
+    jwks_refresh_s: int = 300  # refetch the origin's JWKS this often
+    jwks_min_refetch_s: int = 10  # at most one unknown-kid refetch per this many seconds
+
+    def __post_init__(self) -> None:
+        _require(
+            self.url.startswith(("http://", "https://")), "origin.url", "must be an http(s) URL"
+        )
+        _require(self.jwks_path.startswith("/"), "origin.jwks_path", 'must start with "/"')
+        _require(self.connect_timeout_s > 0, "origin.connect_timeout_s", "must be > 0")
+        _require(self.timeout_s > 0, "origin.timeout_s", "must be > 0")
+
+    @property
+    def base_url(self) -> str:
+        return self.url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    issuers: tuple[str, ...] = ("https://clerk.example.test",)
+    authorized_parties: tuple[str, ...] = ()
+    max_claims_age_s: int = 300
+    outage_max_claims_age_s: int = 3600
+    max_expired_s: int = 300
+    lifetime_s: int = 60
+
+    def __post_init__(self) -> None:
+        _require(len(self.issuers) > 0, "tokens.issuers", "needs at least one issuer")
+        _require(self.max_claims_age_s > 10, "tokens.max_claims_age_s", "must be > 10")
+        _require(
+            self.outage_max_claims_age_s >= self.max_claims_age_s,
+            "tokens.outage_max_claims_age_s",
+            "must be >= max_claims_age_s",
+        )
+        _require(self.max_expired_s >= 0, "tokens.max_expired_s", "must be >= 0")
+        _require(self.lifetime_s >= 10, "tokens.lifetime_s", "must be >= 10")
+
+    @property
+    def revocation_ttl_s(self) -> int:
+        """How long a sign-out must be remembered: past every token it could clone."""
+        longest_bound = max(self.max_claims_age_s, self.outage_max_claims_age_s, self.max_expired_s)
+        return self.lifetime_s + longest_bound + 60
+
+
+@dataclass(frozen=True, slots=True)
+class KeysSettings:
+    signing: tuple[Path, ...] = (Path("keys/instance.pem"),)
+
+    def __post_init__(self) -> None:
+        _require(len(self.signing) > 0, "keys.signing", "needs at least one key file")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_sessions: int = 1_000_000  # memory store: bound on entries per table
+
+    def __post_init__(self) -> None:
+        _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
+        _require(self.max_sessions >= 1, "store.max_sessions", "must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    secret: str = field(default="change-me", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceOriginSettings:
+    host: str = "127.0.0.1"
+    port: int = 8081
+    database: Path = Path("origin.db")
+    signing_key: Path = Path("keys/instance.pem")
+    issuer: str = "https://clerk.example.test"
+    secret_key: str = field(default="sk_test_change_me", repr=False)
+    edges: tuple[str, ...] = ("http://127.0.0.1:8080",)
+    latency_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    origin: OriginSettings = field(default_factory=OriginSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    keys: KeysSettings = field(default_factory=KeysSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    push: PushSettings = field(default_factory=PushSettings)
+    reference_origin: ReferenceOriginSettings = field(default_factory=ReferenceOriginSettings)
+
+
+SECRET_KEYS = frozenset({("push", "secret"), ("reference_origin", "secret_key")})
+
+
+def _convert(value: Any, hint: Any, key: str, base: Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        _require(isinstance(value, bool), key, "must be true or false")
+        return value
+    if hint is int:
+        _require(type(value) is int, key, "must be an integer")
+        return value
+    if hint is float:
+        _require(type(value) in (int, float), key, "must be a number")
+        return float(value)
+    if hint is str:
+        _require(isinstance(value, str), key, "must be a string")
+        return value
+    if hint is Path:
+        _require(isinstance(value, str) and value != "", key, "must be a path")
+        path = Path(value)
+        return path if path.is_absolute() or base is None else base / path
+    if origin is tuple:
+        _require(isinstance(value, list | tuple), key, "must be a list")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_convert(item, item_hint, key, base) for item in value)
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no optional keys yet
+        raise ConfigError(f"{key}: unsupported type")
+    raise ConfigError(f"{key}: unsupported type {hint!r}")
+
+
+def _section_from(cls: type[Any], raw: Mapping[str, Any], section: str, base: Path | None) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown key")
+    kwargs = {
+        name: _convert(value, hints[name], f"{section}.{name}", base) for name, value in raw.items()
+    }
+    return cls(**kwargs)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], *, base: Path | None = None) -> Settings:
+    """Build validated Settings from parsed TOML-like data."""
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section")
+    hints = typing.get_type_hints(Settings)
+    built: dict[str, Any] = {}
+    for name, value in raw.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: must be a table")
+        built[name] = _section_from(hints[name], value, name, base)
+    return Settings(**built)
+
+
+def _env_value(text: str, hint: Any) -> Any:
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return text
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if typing.get_origin(hint) is tuple:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return json.loads(stripped)
+            except ValueError:
+                return text
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return text
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    hints = typing.get_type_hints(Settings)
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
+            continue
+        section, key = name[len(ENV_PREFIX) :].lower().split("__", 1)
+        if section not in hints:
+            raise ConfigError(f"{name}: unknown section {section!r}")
+        key_hints = typing.get_type_hints(hints[section])
+        if key not in key_hints:
+            raise ConfigError(f"{name}: unknown key {section}.{key}")
+        overrides.setdefault(section, {})[key] = _env_value(text, key_hints[key])
+    return overrides
+
+
+def load_settings(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read a TOML file (optional) and apply environment overrides."""
+    raw: dict[str, Any] = {}
+    base: Path | None = None
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        base = path.resolve().parent
+    for section, values in _environment_overrides(
+        os.environ if environ is None else environ
+    ).items():
+        current = raw.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{section}: must be a table")
+        current.update(values)
+    return settings_from_mapping(raw, base=base if base is not None else Path.cwd())

@@ -1,0 +1,69 @@
+"""Clerk-shaped error answers: the one place where failures become HTTP.
+
+`{"errors": [{"code", "message", "long_message", "meta"}]}`, with
+`Retry-After` on 429/503 and the token route's CORS headers. The token
+route never answers 401 or 403 (clients sign the user out on those); only
+the push endpoint answers 401, to a caller without the shared secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+from aiohttp import web
+
+__all__ = ["clerk_error", "cors_headers", "json_response"]
+
+
+def cors_headers(request: web.Request) -> dict[str, str]:
+    """The CORS headers the origin sends on FAPI answers: echo Origin, allow credentials."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+
+
+def json_response(
+    request: web.Request,
+    status: int,
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    response = web.Response(
+        status=status,
+        body=body,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store", **cors_headers(request), **(headers or {})},
+    )
+    return response
+
+
+def clerk_error(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    long_message: str | None = None,
+    retry_after_s: int | None = None,
+) -> web.Response:
+    body = orjson.dumps(
+        {
+            "errors": [
+                {
+                    "code": code,
+                    "message": message,
+                    "long_message": long_message or message,
+                    "meta": {},
+                }
+            ]
+        }
+    )
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return json_response(request, status, body, headers=headers)

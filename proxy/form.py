@@ -1,0 +1,96 @@
+"""Parse a refresh request's form body and query, pure.
+
+The fields the edge reads (`organization_id`, `token`, `expired_token`,
+`force_origin`) must appear at most once each; anything ambiguous is a 400,
+never a guess. What goes on to the origin is the raw body and query with the
+`token` and `force_origin` fields cut out and every other byte untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+__all__ = ["BadRefresh", "RefreshForm", "parse_refresh", "strip_fields"]
+
+_MAX_FIELDS = 64
+_EDGE_ONLY = frozenset({"token", "force_origin"})
+
+
+class BadRefresh(ValueError):
+    """A refresh body or query the edge cannot read unambiguously (answered 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshForm:
+    organization_id: str | None
+    token: str | None
+    expired_token: str | None
+    force_origin: bool
+    origin_body: bytes
+    origin_query: str
+
+
+def _pairs(raw: str, what: str) -> list[tuple[str, str, str]]:
+    """(name, value, raw segment) for each non-empty `&`-separated segment."""
+    segments = [segment for segment in raw.split("&") if segment]
+    if len(segments) > _MAX_FIELDS:
+        raise BadRefresh(f"too many {what} fields")
+    pairs = []
+    for segment in segments:
+        name, _, value = segment.partition("=")
+        try:
+            pairs.append(
+                (
+                    unquote_plus(name, errors="strict"),
+                    unquote_plus(value, errors="strict"),
+                    segment,
+                )
+            )
+        except UnicodeDecodeError as exc:
+            raise BadRefresh(f"{what} is not UTF-8") from exc
+    return pairs
+
+
+def strip_fields(raw: str, names: frozenset[str]) -> str:
+    """`raw` without the segments whose decoded name is in `names`."""
+    kept = [
+        segment
+        for segment in raw.split("&")
+        if segment and unquote_plus(segment.partition("=")[0], errors="replace") not in names
+    ]
+    return "&".join(kept)
+
+
+def _single(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name, [])
+    if len(values) > 1:
+        raise BadRefresh(f"{name} is given more than once")
+    return values[0] if values else None
+
+
+def parse_refresh(body: bytes, query: str) -> RefreshForm:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRefresh("body is not UTF-8") from exc
+    body_fields: dict[str, list[str]] = {}
+    for name, value, _ in _pairs(text, "body"):
+        body_fields.setdefault(name, []).append(value)
+    query_fields: dict[str, list[str]] = {}
+    for name, value, _ in _pairs(query, "query"):
+        query_fields.setdefault(name, []).append(value)
+    force_values = [*body_fields.get("force_origin", []), *query_fields.get("force_origin", [])]
+    if any(value not in ("true", "false") for value in force_values):
+        raise BadRefresh("force_origin is true or false")
+    expired = [*body_fields.get("expired_token", []), *query_fields.get("expired_token", [])]
+    if len(expired) > 1:
+        raise BadRefresh("expired_token is given more than once")
+    return RefreshForm(
+        organization_id=_single(body_fields, "organization_id"),
+        token=_single(body_fields, "token") or None,
+        expired_token=expired[0] if expired and expired[0] else None,
+        force_origin="true" in force_values,
+        origin_body=strip_fields(text, _EDGE_ONLY).encode("utf-8"),
+        origin_query=strip_fields(query, _EDGE_ONLY),
+    )

@@ -1,0 +1,161 @@
+"""Forwarding to the origin: streamed both ways, headers by `headers.py`.
+
+One shared `ClientSession` (no cookie jar, no automatic decompression, no
+redirects followed) is injected. The raw path and query reach the origin
+exactly as the client sent them, minus the edge's `{prefix}`. Connection
+failures become 502 and timeouts 504, in the Clerk error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from .errors import clerk_error
+from .headers import forwarded_request_headers, forwarded_response_headers
+
+__all__ = [
+    "OriginAnswer",
+    "OriginFailure",
+    "Upstream",
+    "fetch_buffered",
+    "forward_streaming",
+]
+
+_CHUNK = 64 * 1024
+_BUFFER_LIMIT = 1024 * 1024  # bodies up to this size with a Content-Length are sent whole
+_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class OriginFailure(Exception):
+    """The origin could not be reached, timed out, or broke the connection."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind  # "connect" | "timeout" | "broken"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """How to reach the origin: the shared session, base URL and header policy."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+    prefix: str
+    preserve_host: bool
+    trusted_proxies: frozenset[str]
+    token_timeout: aiohttp.ClientTimeout
+    stream_timeout: aiohttp.ClientTimeout
+
+    def target(self, raw_path: str) -> URL:
+        path = raw_path
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix) :] or "/"
+        return URL(self.base_url + path, encoded=True)
+
+    def request_headers(self, request: web.Request) -> CIMultiDict[str]:
+        peer = request.remote or ""
+        return forwarded_request_headers(
+            request.headers,
+            peer=peer,
+            scheme=request.scheme,
+            host=request.headers.get("Host"),
+            trust_forwarded=peer in self.trusted_proxies,
+            origin_host=None if self.preserve_host else URL(self.base_url).raw_authority,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OriginAnswer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+async def _stream_body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        yield chunk
+
+
+async def _request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+    if not request.body_exists:
+        return None
+    length = request.content_length
+    if length is not None and length <= _BUFFER_LIMIT:
+        return await request.read()
+    return _stream_body(request)
+
+
+def _failure(exc: BaseException) -> OriginFailure:
+    if isinstance(exc, asyncio.TimeoutError):
+        return OriginFailure("timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return OriginFailure("connect")
+    return OriginFailure("broken")
+
+
+async def fetch_buffered(
+    upstream: Upstream,
+    request: web.Request,
+    *,
+    raw_path: str,
+    body: bytes,
+) -> OriginAnswer:
+    """Send a (small, already read) request to the origin and read the whole answer."""
+    try:
+        async with upstream.session.request(
+            request.method,
+            upstream.target(raw_path),
+            headers=upstream.request_headers(request),
+            data=body,
+            allow_redirects=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            timeout=upstream.token_timeout,
+        ) as response:
+            content = await response.read()
+            return OriginAnswer(response.status, response.headers, content)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _failure(exc) from exc
+
+
+async def forward_streaming(upstream: Upstream, request: web.Request) -> web.StreamResponse:
+    """Forward any request as it came, streaming both bodies."""
+    reply: web.StreamResponse | None = None
+    try:
+        async with upstream.session.request(
+            request.method,
+            upstream.target(request.raw_path),
+            headers=upstream.request_headers(request),
+            data=await _request_body(request),
+            allow_redirects=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            timeout=upstream.stream_timeout,
+        ) as response:
+            reply = web.StreamResponse(status=response.status, reason=response.reason)
+            reply.headers.extend(forwarded_response_headers(response.headers))
+            no_body = request.method == "HEAD" or response.status in _NO_BODY_STATUSES
+            if response.content_length is not None and not no_body:
+                reply.content_length = response.content_length
+            await reply.prepare(request)
+            if not no_body:
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    await reply.write(chunk)
+            await reply.write_eof()
+            return reply
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        if reply is not None and reply.prepared:
+            # The status line is gone already: all that is left is to cut the answer short.
+            if request.transport is not None:
+                request.transport.close()
+            return reply
+        failure = _failure(exc)
+        status = 504 if failure.kind == "timeout" else 502
+        message = "the origin timed out" if status == 504 else "the origin could not be reached"
+        return clerk_error(request, status, "origin_unavailable", message)

@@ -1,0 +1,82 @@
+"""Header rules for forwarding, pure functions over multidicts.
+
+Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive,
+Proxy-Connection and Trailer) and every header named in `Connection` are
+dropped in both directions; `Content-Length` is never copied (the client
+library recomputes it from the body it sends). Duplicate headers keep their
+order, so several `Set-Cookie` lines all reach the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = [
+    "HOP_BY_HOP",
+    "connection_tokens",
+    "forwarded_request_headers",
+    "forwarded_response_headers",
+]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_NEVER_COPIED = frozenset({"content-length", "host"})
+
+Headers = CIMultiDict[str] | CIMultiDictProxy[str]
+
+
+def connection_tokens(headers: Headers) -> frozenset[str]:
+    """Header names listed in every `Connection` header, lower-cased."""
+    names: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
+def _end_to_end(headers: Headers, extra_drop: Iterable[str] = ()) -> CIMultiDict[str]:
+    drop = HOP_BY_HOP | connection_tokens(headers) | _NEVER_COPIED | frozenset(extra_drop)
+    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+
+
+def forwarded_request_headers(
+    incoming: Headers,
+    *,
+    peer: str,
+    scheme: str,
+    host: str | None,
+    trust_forwarded: bool,
+    origin_host: str | None,
+) -> CIMultiDict[str]:
+    """Headers for the origin: end-to-end ones, X-Forwarded-*, and Host.
+
+    `trust_forwarded`: the peer is a trusted proxy, so incoming X-Forwarded-*
+    values are kept (and the peer appended); otherwise they are replaced.
+    `origin_host`: the Host to send, or None to pass the client's through.
+    """
+    headers = _end_to_end(incoming, ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"))
+    prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
+    headers["X-Forwarded-For"] = f"{prior_for}, {peer}" if prior_for else peer
+    proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None
+    headers["X-Forwarded-Proto"] = proto or scheme
+    forwarded_host = incoming.get("X-Forwarded-Host") if trust_forwarded else None
+    if forwarded_host or host:
+        headers["X-Forwarded-Host"] = forwarded_host or host or ""
+    sent_host = origin_host if origin_host is not None else host
+    if sent_host:
+        headers["Host"] = sent_host
+    return headers
+
+
+def forwarded_response_headers(upstream: Headers) -> CIMultiDict[str]:
+    return _end_to_end(upstream)

@@ -1,0 +1,111 @@
+"""The keys the edge trusts and signs with.
+
+The edge's own keys come from config (the first signs, all are published);
+the origin's come from its JWKS, fetched at start, refreshed periodically,
+refetched when a token names an unknown `kid` (at most once per
+`min_refetch_s`, so garbage kids cannot turn into a flood of fetches), and
+kept as the last good copy when a fetch fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+
+import aiohttp
+import orjson
+
+from minter import KeySet, PublicKey, SigningKey, load_public_jwks
+
+__all__ = ["KeyRing"]
+
+log = logging.getLogger(__name__)
+_MAX_JWKS_BYTES = 1024 * 1024
+
+
+class KeyRing:
+    def __init__(
+        self,
+        signing: Sequence[SigningKey],
+        *,
+        jwks_url: str,
+        min_refetch_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        if not signing:
+            raise ValueError("at least one signing key is needed")
+        self._signing = tuple(signing)
+        self._edge_public = [key.public for key in signing]
+        self._origin_keys: list[PublicKey] = []
+        self._jwks_url = jwks_url
+        self._min_refetch_s = min_refetch_s
+        self._clock = clock
+        self._last_fetch = float("-inf")
+        self._fetch_lock = asyncio.Lock()
+        self.origin_keys_known = False
+        self.fetches = 0
+        self._rebuild()
+
+    @property
+    def active(self) -> SigningKey:
+        return self._signing[0]
+
+    @property
+    def keys(self) -> KeySet:
+        return self._keys
+
+    def _rebuild(self) -> None:
+        self._keys = KeySet([*self._edge_public, *self._origin_keys])
+        body = orjson.dumps(self._keys.jwks())
+        self.jwks_body = body
+        self.jwks_etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+    async def refresh(self, session: aiohttp.ClientSession) -> bool:
+        """Fetch the origin's JWKS; keep the last good copy on failure."""
+        async with self._fetch_lock:
+            return await self._fetch(session)
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> bool:
+        self._last_fetch = self._clock()
+        self.fetches += 1
+        try:
+            async with session.get(self._jwks_url, allow_redirects=False) as response:
+                if response.status != 200:
+                    log.warning("origin JWKS fetch answered %s", response.status)
+                    return False
+                body = await response.content.read(_MAX_JWKS_BYTES + 1)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("origin JWKS fetch failed: %s", type(exc).__name__)
+            return False
+        if len(body) > _MAX_JWKS_BYTES:
+            log.warning("origin JWKS is too large")
+            return False
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            log.warning("origin JWKS is not JSON")
+            return False
+        if not isinstance(document, dict):
+            log.warning("origin JWKS is not an object")
+            return False
+        keys, problems = load_public_jwks(document)
+        for problem in problems:
+            log.warning("origin JWKS: skipped a key: %s", problem)
+        if not keys:
+            return False
+        self._origin_keys = keys
+        self.origin_keys_known = True
+        self._rebuild()
+        return True
+
+    async def refetch_for(self, kid: str, session: aiohttp.ClientSession) -> bool:
+        """A token named an unknown kid: refetch (rate-limited); True when now known."""
+        async with self._fetch_lock:
+            if kid in self._keys:
+                return True
+            if self._clock() - self._last_fetch < self._min_refetch_s:
+                return False
+            await self._fetch(session)
+            return kid in self._keys

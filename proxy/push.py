@@ -1,0 +1,84 @@
+"""`POST {prefix}/__minter/push`: the origin tells the edge what changed.
+
+`Authorization: Bearer <[push] secret>` (compared in constant time; 401
+without it) and a JSON body `{"revoked_sessions": [sid...],
+"stale_sessions": [sid...], "stale_users": [user_id...]}`. Revoked sessions
+are never minted at the edge again; stale ones have claims with an `oiat`
+up to now sent to the origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import orjson
+from aiohttp import web
+
+from .errors import clerk_error, json_response
+from .services import SERVICES
+from .store import StoreUnavailable
+
+__all__ = ["handle_push"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PUSH_BYTES = 256 * 1024
+_MAX_IDS = 10_000
+_LISTS = ("revoked_sessions", "stale_sessions", "stale_users")
+
+
+def _authorized(request: web.Request, secret: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    expected = secret.encode("utf-8")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode("utf-8"), expected
+    )
+
+
+def _id_list(document: dict[str, object], name: str) -> list[str] | None:
+    value = document.get(name, [])
+    if not isinstance(value, list) or len(value) > _MAX_IDS:
+        return None
+    if not all(isinstance(item, str) and 0 < len(item) <= 128 for item in value):
+        return None
+    return [str(item) for item in value]
+
+
+async def handle_push(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    if not _authorized(request, services.settings.push.secret):
+        return clerk_error(request, 401, "unauthorized", "the push secret is missing or wrong")
+    body = await request.content.read(_MAX_PUSH_BYTES + 1)
+    if len(body) > _MAX_PUSH_BYTES:
+        return clerk_error(request, 413, "request_too_large", "the push body is too large")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return clerk_error(request, 400, "invalid_json", "the push body is not JSON")
+    if not isinstance(document, dict) or set(document) - set(_LISTS):
+        return clerk_error(request, 400, "invalid_push", f"expected an object with {_LISTS}")
+    lists = {name: _id_list(document, name) for name in _LISTS}
+    if any(value is None for value in lists.values()):
+        return clerk_error(request, 400, "invalid_push", "each list holds id strings")
+    revoked, stale_sessions, stale_users = (lists[name] or [] for name in _LISTS)
+    try:
+        await services.store.revoke(revoked)
+        await services.store.mark_stale(
+            session_ids=stale_sessions, user_ids=stale_users, mark=services.now()
+        )
+    except StoreUnavailable:
+        services.metrics.store_errors.inc()
+        return clerk_error(
+            request, 503, "store_unavailable", "the push was not recorded", retry_after_s=1
+        )
+    services.metrics.revocations.labels("push").inc(len(revoked))
+    log.info(
+        "push: %d revoked, %d stale sessions, %d stale users",
+        len(revoked),
+        len(stale_sessions),
+        len(stale_users),
+    )
+    counts = {name: len(lists[name] or []) for name in _LISTS}
+    return json_response(request, 200, orjson.dumps({"object": "push", **counts}))

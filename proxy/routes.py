@@ -1,0 +1,115 @@
+"""Dispatch on the raw path: the edge's own routes, the token route, and forwarding.
+
+Matching is on the raw request target, byte for byte (no decoding, no
+normalisation), so what is not exactly an edge route is forwarded as sent.
+The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
+`/metrics` are answered at the root.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .errors import clerk_error
+from .forward import OriginFailure, fetch_buffered, forward_streaming
+from .headers import forwarded_response_headers
+from .push import handle_push
+from .services import SERVICES, Services
+from .signout import SignOut, session_ids_in, sign_out_of
+from .store import StoreUnavailable
+from .tokens import TOKEN_PATH, client_key, handle_refresh
+
+__all__ = ["dispatch"]
+
+log = logging.getLogger(__name__)
+
+_MAX_SIGN_OUT_BODY = 64 * 1024
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    raw_path, _, query = request.raw_path.partition("?")
+    prefix = services.settings.server.prefix
+    if raw_path in ("/healthz", "/readyz", "/metrics") and request.method == "GET":
+        return await _operations(request, services, raw_path)
+    if prefix:
+        if not raw_path.startswith(prefix + "/"):
+            return await forward_streaming(services.origin, request)
+        raw_path = raw_path[len(prefix) :]
+    if request.method == "POST":
+        match = TOKEN_PATH.fullmatch(raw_path)
+        if match is not None:
+            return await handle_refresh(request, match["sid"], match["template"])
+        if raw_path == "/__minter/push":
+            return await handle_push(request)
+    if raw_path == "/.well-known/jwks.json" and request.method in ("GET", "HEAD"):
+        return _jwks(request, services)
+    sign_out = sign_out_of(request.method, raw_path, query)
+    if sign_out is not None:
+        return await _forward_sign_out(request, services, sign_out)
+    return await forward_streaming(services.origin, request)
+
+
+def _jwks(request: web.Request, services: Services) -> web.Response:
+    keyring = services.keyring
+    headers = {"Cache-Control": "public, max-age=300", "ETag": keyring.jwks_etag}
+    if request.headers.get("If-None-Match") == keyring.jwks_etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=keyring.jwks_body, content_type="application/json", headers=headers)
+
+
+async def _operations(request: web.Request, services: Services, path: str) -> web.Response:
+    if path == "/healthz":
+        return web.json_response({"status": "ok"})
+    if path == "/metrics":
+        services.metrics.breaker_open.set(0 if services.health.available else 1)
+        return web.Response(body=services.metrics.render(), content_type="text/plain")
+    checks = {
+        "keys": True,
+        "origin_jwks": services.keyring.origin_keys_known,
+        "store": await services.store.ping(),
+    }
+    return web.json_response(
+        {"status": "ready" if all(checks.values()) else "not_ready", "checks": checks},
+        status=200 if all(checks.values()) else 503,
+    )
+
+
+async def _forward_sign_out(
+    request: web.Request, services: Services, sign_out: SignOut
+) -> web.StreamResponse:
+    """Forward a sign-out whole, and revoke what it ended once the origin said 2xx."""
+    if request.content_length is not None and request.content_length > _MAX_SIGN_OUT_BODY:
+        return clerk_error(request, 413, "request_too_large", "the request body is too large")
+    body = await request.content.read(_MAX_SIGN_OUT_BODY + 1)
+    if len(body) > _MAX_SIGN_OUT_BODY:
+        return clerk_error(request, 413, "request_too_large", "the request body is too large")
+    try:
+        answer = await fetch_buffered(
+            services.origin, request, raw_path=request.raw_path, body=body
+        )
+    except OriginFailure as exc:
+        status = 504 if exc.kind == "timeout" else 502
+        return clerk_error(request, status, "origin_unavailable", "the origin could not answer")
+    if 200 <= answer.status < 300:
+        if sign_out.session_id is not None:
+            ended = {sign_out.session_id}
+        else:
+            ended = session_ids_in(answer.body)
+            key = client_key(request)
+            if key is not None:
+                try:
+                    ended |= await services.store.client_sessions(key)
+                except StoreUnavailable:
+                    services.metrics.store_errors.inc()
+        try:
+            await services.store.revoke(ended)
+            services.metrics.revocations.labels("sign_out").inc(len(ended))
+        except StoreUnavailable:
+            services.metrics.store_errors.inc()
+            log.error("sign-out of %d sessions could not be recorded", len(ended))
+    return web.Response(
+        status=answer.status, body=answer.body, headers=forwarded_response_headers(answer.headers)
+    )

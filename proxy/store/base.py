@@ -1,0 +1,46 @@
+"""The SessionStore protocol: what the edge remembers about sessions.
+
+Per session and organization: the freshest claims record (highest `oiat`).
+Per session: a revocation tombstone and a stale mark; per user: a stale mark
+(claims whose `oiat` is at or before the mark must come from the origin).
+Per client credential: the session ids seen on its token requests, so a
+`DELETE /v1/client` (which names no session) can be turned into revocations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from minter import ClaimsRecord, SessionState
+
+__all__ = ["SessionStore", "StoreUnavailable"]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be read or written right now (e.g. Redis is down)."""
+
+
+class SessionStore(Protocol):
+    async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
+        """Revocation, stale mark and freshest record for one session and organization."""
+
+    async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
+        """Keep `record` unless one with a higher `oiat` is stored; True when kept."""
+
+    async def is_revoked(self, session_id: str) -> bool: ...
+
+    async def revoke(self, session_ids: Iterable[str]) -> None: ...
+
+    async def mark_stale(
+        self, *, session_ids: Iterable[str], user_ids: Iterable[str], mark: int
+    ) -> None:
+        """Claims with `oiat <= mark` for these sessions or users go to the origin."""
+
+    async def note_client_session(self, client_key: str, session_id: str) -> None: ...
+
+    async def client_sessions(self, client_key: str) -> set[str]: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...

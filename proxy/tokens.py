@@ -1,0 +1,304 @@
+"""The token route: `POST {prefix}/v1/client/sessions/{sid}/tokens[/{template}]`.
+
+Read the form, verify the posted token, ask `minter.decide`, then act: mint
+at the edge, send the refresh on to the origin (and learn the `oiat` and
+claims of what it answers), or refuse in the Clerk error shape. When the
+origin fails (connect error, timeout, 502/503/504, or a 200 without a
+token), the same question is asked again with the origin unavailable, which
+falls back to an edge mint under the outage bound, a 422
+`missing_expired_token` or a 503, never an empty token and never a 401.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from minter import (
+    Decision,
+    Mint,
+    RefreshRequest,
+    Refuse,
+    SessionState,
+    TokenRejected,
+    ToOrigin,
+    UnknownKey,
+    VerifiedToken,
+    decide,
+    mint_token,
+    record_of,
+    verify_session_token,
+)
+
+from .errors import clerk_error, json_response
+from .form import BadRefresh, RefreshForm, parse_refresh
+from .forward import OriginAnswer, OriginFailure, fetch_buffered
+from .headers import forwarded_response_headers
+from .services import SERVICES, Services
+from .store import StoreUnavailable
+from .tokenlog import token_hint
+
+__all__ = ["TOKEN_PATH", "client_key", "handle_refresh"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = re.compile(
+    r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})/tokens(?:/(?P<template>[A-Za-z0-9_.-]{1,128}))?"
+)
+_FORM = "application/x-www-form-urlencoded"
+_ORIGIN_FAILURE_STATUSES = frozenset({502, 503, 504})
+
+
+def client_key(request: web.Request) -> str | None:
+    """A short hash naming the client: its `__client` cookie or native `authorization`."""
+    credential = request.cookies.get("__client") or request.headers.get("Authorization")
+    return token_hint(credential) if credential else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    request: RefreshRequest
+    form: RefreshForm
+    verified: VerifiedToken | TokenRejected | None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return clerk_error(request, 415, "unsupported_encoding", "compressed bodies are refused")
+    if request.content_length is not None and request.content_length > limit:
+        return clerk_error(request, 413, "request_too_large", "the request body is too large")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        return clerk_error(request, 413, "request_too_large", "the request body is too large")
+    if body and request.content_type != _FORM:
+        return clerk_error(request, 415, "unsupported_media_type", f"send {_FORM}")
+    return body
+
+
+async def handle_refresh(
+    request: web.Request, session_id: str, template: str | None
+) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    body = await _read_body(request, services.settings.server.max_body_bytes)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        form = parse_refresh(body, request.query_string)
+    except BadRefresh as exc:
+        return clerk_error(request, 400, "form_param_format_invalid", str(exc))
+    posted = form.token or form.expired_token
+    refresh_request = RefreshRequest(
+        session_id=session_id,
+        template=template,
+        force_origin=form.force_origin,
+        organization_id=form.organization_id,
+        token=posted,
+    )
+    now = services.now()
+    verified: VerifiedToken | TokenRejected | None = None
+    if posted is not None and template is None and not form.force_origin:
+        verified = await _verify(services, posted, session_id, now)
+    refresh = _Refresh(refresh_request, form, verified)
+    state = await _state(services, verified, session_id)
+    decision = decide(
+        refresh_request,
+        verified,
+        state,
+        now=now,
+        bounds=services.bounds,
+        origin_available=services.health.available,
+    )
+    return await _act(request, services, refresh, decision, state, now)
+
+
+async def _verify(
+    services: Services, token: str, session_id: str, now: int
+) -> VerifiedToken | TokenRejected:
+    keyring = services.keyring
+    for attempt in range(2):
+        try:
+            return verify_session_token(
+                token, session_id=session_id, keys=keyring.keys, rules=services.rules, now=now
+            )
+        except UnknownKey as exc:
+            if attempt or not await keyring.refetch_for(exc.kid, services.origin.session):
+                return exc
+        except TokenRejected as exc:
+            return exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _state(
+    services: Services, verified: VerifiedToken | TokenRejected | None, session_id: str
+) -> SessionState | None:
+    if not isinstance(verified, VerifiedToken):
+        return SessionState()
+    try:
+        return await services.store.state(
+            session_id, verified.organization_id, str(verified.claims["sub"])
+        )
+    except StoreUnavailable:
+        services.metrics.store_errors.inc()
+        return None
+
+
+async def _act(
+    request: web.Request,
+    services: Services,
+    refresh: _Refresh,
+    decision: Decision,
+    state: SessionState | None,
+    now: int,
+) -> web.StreamResponse:
+    if isinstance(decision, Mint):
+        return await _mint(request, services, refresh, decision, state, now)
+    if isinstance(decision, Refuse):
+        return _refuse(request, services, decision)
+    return await _to_origin(request, services, refresh, decision, state, now)
+
+
+def _record(services: Services, outcome: str, reason: str) -> None:
+    services.metrics.decisions.labels(outcome, reason).inc()
+
+
+async def _mint(
+    request: web.Request,
+    services: Services,
+    refresh: _Refresh,
+    plan: Mint,
+    state: SessionState | None,
+    now: int,
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    session_id = refresh.request.session_id
+    jwt = mint_token(plan, key=services.keyring.active, now=now, jti=secrets.token_hex(10))
+    store = services.store
+    try:
+        if plan.remember is not None:
+            organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
+            await store.remember(session_id, organization_id, plan.remember)
+        # A sign-out may have landed while this token was being signed.
+        revoked = await store.is_revoked(session_id)
+    except StoreUnavailable:
+        services.metrics.store_errors.inc()
+        revoked_state = None
+    else:
+        revoked_state = SessionState(revoked=True) if revoked else state
+    if revoked_state is None or revoked_state.revoked:
+        # Asked again with what the store now says: this never yields a Mint.
+        decision = decide(
+            refresh.request,
+            refresh.verified,
+            revoked_state,
+            now=now,
+            bounds=services.bounds,
+            origin_available=services.health.available and not plan.outage,
+        )
+        return await _act(request, services, refresh, decision, revoked_state, now)
+    services.metrics.mint_seconds.observe(time.perf_counter() - started)
+    _record(services, "minted", "outage" if plan.outage else "edge")
+    body = b'{"object":"token","jwt":"' + jwt.encode("ascii") + b'"}'
+    return json_response(request, 200, body)
+
+
+def _refuse(request: web.Request, services: Services, refusal: Refuse) -> web.Response:
+    _record(services, "refused", str(refusal.reason))
+    return clerk_error(
+        request,
+        refusal.status,
+        refusal.code,
+        refusal.message,
+        retry_after_s=refusal.retry_after_s,
+    )
+
+
+def _origin_path(request: web.Request, form: RefreshForm) -> str:
+    path = request.raw_path.partition("?")[0]
+    return f"{path}?{form.origin_query}" if form.origin_query else path
+
+
+def _token_in(answer: OriginAnswer) -> str | None:
+    try:
+        document = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return None
+    jwt = document.get("jwt") if isinstance(document, dict) else None
+    return jwt if isinstance(jwt, str) and jwt else None
+
+
+async def _to_origin(
+    request: web.Request,
+    services: Services,
+    refresh: _Refresh,
+    decision: ToOrigin,
+    state: SessionState | None,
+    now: int,
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    failure: str | None = None
+    answer: OriginAnswer | None = None
+    try:
+        answer = await fetch_buffered(
+            services.origin,
+            request,
+            raw_path=_origin_path(request, refresh.form),
+            body=refresh.form.origin_body,
+        )
+    except OriginFailure as exc:
+        failure = exc.kind
+    else:
+        services.metrics.origin_seconds.observe(time.perf_counter() - started)
+        if answer.status in _ORIGIN_FAILURE_STATUSES:
+            failure = f"status_{answer.status}"
+        elif answer.status == 200 and _token_in(answer) is None:
+            failure = "empty_token"
+    if failure is not None or answer is None:
+        services.health.record_failure(failure or "unknown")
+        services.metrics.origin_failures.labels(failure or "unknown").inc()
+        fallback = decide(
+            refresh.request,
+            refresh.verified,
+            state,
+            now=now,
+            bounds=services.bounds,
+            origin_available=False,
+        )
+        if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
+            raise AssertionError("decide routed to an unavailable origin")
+        return await _act(request, services, refresh, fallback, state, now)
+    services.health.record_success()
+    _record(services, "origin", decision.label)
+    if answer.status == 200 and refresh.request.template is None:
+        await _learn(request, services, refresh.request.session_id, answer)
+    return web.Response(
+        status=answer.status, body=answer.body, headers=forwarded_response_headers(answer.headers)
+    )
+
+
+async def _learn(
+    request: web.Request, services: Services, session_id: str, answer: OriginAnswer
+) -> None:
+    """Record the `oiat` and claims of a session token the origin just issued."""
+    jwt = _token_in(answer)
+    if jwt is None:
+        return
+    now = services.now()
+    verified = await _verify(services, jwt, session_id, now)
+    if isinstance(verified, TokenRejected):
+        log.warning("origin token not recorded: %s (token %s)", verified.reason, token_hint(jwt))
+        return
+    store = services.store
+    key = client_key(request)
+    try:
+        await store.remember(session_id, verified.organization_id, record_of(verified))
+        if key is not None:
+            await store.note_client_session(key, session_id)
+    except StoreUnavailable:
+        services.metrics.store_errors.inc()
