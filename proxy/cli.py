@@ -1,0 +1,159 @@
+"""`session-minter`: serve | origin | demo | keygen | check-config.
+
+Configuration problems print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .app import create_app
+from .config import SECRET_KEYS, ConfigError, Settings, load_settings
+from .keygen import KEY_TYPES, write_key
+from .keys import load_signing_keys
+
+__all__ = ["main"]
+
+log = logging.getLogger("session_minter")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="session-minter", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the edge proxy")
+    serve.add_argument("--config", type=Path, help="TOML config file")
+    origin = commands.add_parser("origin", help="run the reference origin API")
+    origin.add_argument("--config", type=Path, help="TOML config file")
+    demo = commands.add_parser(
+        "demo", help="reference origin + edge on localhost, with a walk-through"
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the walk-through")
+    demo.add_argument("--port", type=int, default=8080, help="edge port (0: any free port)")
+    keygen = commands.add_parser("keygen", help="write a new private signing key")
+    keygen.add_argument("--out", type=Path, required=True)
+    keygen.add_argument("--type", choices=KEY_TYPES, default="rsa")
+    keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
+    check = commands.add_parser("check-config", help="validate and print the effective config")
+    check.add_argument("--config", type=Path, help="TOML config file")
+    return parser
+
+
+def _masked(settings: Settings) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for section in dataclasses.fields(settings):
+        values = dataclasses.asdict(getattr(settings, section.name))
+        for key, value in values.items():
+            if (section.name, key) in SECRET_KEYS:
+                values[key] = "********"
+            elif isinstance(value, Path):
+                values[key] = str(value)
+            elif isinstance(value, tuple):
+                values[key] = [str(item) for item in value]
+        shown[section.name] = values
+    return shown
+
+
+def _check_config(path: Path | None) -> int:
+    settings = load_settings(path)
+    keys = load_signing_keys(settings.keys)
+    import json
+
+    print(json.dumps(_masked(settings), indent=2))
+    print(f"signing key: kid={keys[0].kid} alg={keys[0].alg}; {len(keys)} key(s) published")
+    return 0
+
+
+def _serve(path: Path | None) -> int:
+    settings = load_settings(path)
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        print=lambda text: log.info("%s", text),
+    )
+    return 0
+
+
+def _origin(path: Path | None) -> int:
+    from origin import OriginSettings
+    from origin import create_app as create_origin_app
+
+    settings = load_settings(path).reference_origin
+    push_secret = load_settings(path).push.secret
+    origin_settings = OriginSettings(
+        host=settings.host,
+        port=settings.port,
+        database=settings.database,
+        signing_key=settings.signing_key,
+        issuer=settings.issuer,
+        secret_key=settings.secret_key,
+        edges=settings.edges,
+        push_secret=push_secret,
+        latency_ms=settings.latency_ms,
+    )
+    web.run_app(
+        create_origin_app(origin_settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda text: log.info("%s", text),
+    )
+    return 0
+
+
+def _demo(once: bool, port: int) -> int:
+    from origin import OriginSettings
+    from origin import create_app as create_origin_app
+
+    from .demo import run_demo
+
+    return asyncio.run(
+        run_demo(
+            origin_settings_type=OriginSettings,
+            create_origin_app=create_origin_app,
+            once=once,
+            edge_port=port,
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args.config)
+        if args.command == "origin":
+            return _origin(args.config)
+        if args.command == "demo":
+            logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+            return _demo(args.once, args.port)
+        if args.command == "keygen":
+            key = write_key(args.out, args.type, overwrite=args.force)
+            print(f"wrote {args.out}: {key.alg} key, kid {key.kid}")
+            return 0
+        return _check_config(args.config)
+    except ConfigError as exc:
+        print(f"session-minter: config error: {exc}", file=sys.stderr)
+        return 2
+    except FileExistsError as exc:
+        print(f"session-minter: {exc.filename} exists (use --force)", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"session-minter: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
