@@ -34,6 +34,9 @@ class Faults:
         self.latency_ms = 0
         self._changed = asyncio.Event()
         self._closing = False
+        self.held = 0
+        """How many requests `hang` is holding right now."""
+        self._held_changed = asyncio.Event()
 
     def set(self, mode: str, latency_ms: int) -> None:
         self.mode = mode
@@ -50,12 +53,27 @@ class Faults:
         self._changed = asyncio.Event()
 
     def as_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "latency_ms": self.latency_ms}
+        return {"mode": self.mode, "latency_ms": self.latency_ms, "held": self.held}
+
+    async def wait_held(self, count: int) -> None:
+        """Wait until `hang` holds at least `count` requests."""
+        while self.held < count:
+            await self._held_changed.wait()
+
+    def _set_held(self, delta: int) -> None:
+        self.held += delta
+        self._held_changed.set()
+        self._held_changed = asyncio.Event()
 
     async def apply(self, base_latency_ms: int) -> None:
         """Hold, delay or fail the current request according to the mode."""
-        while self.mode == "hang" and not self._closing:
-            await self._changed.wait()
+        if self.mode == "hang" and not self._closing:
+            self._set_held(+1)
+            try:
+                while self.mode == "hang" and not self._closing:
+                    await self._changed.wait()
+            finally:
+                self._set_held(-1)
         if self._closing or self.mode == "error503":
             raise ServiceUnavailable(
                 "The service is temporarily unavailable", headers={"Retry-After": "1"}
