@@ -63,7 +63,12 @@ def create_app(
             clock=clock,
         ),
         store=store if store is not None else _store(settings, clock),
-        health=OriginHealth(clock=clock),
+        health=OriginHealth(
+            clock=clock,
+            failure_threshold=settings.origin.breaker_failures,
+            open_for_s=settings.origin.breaker_open_s,
+            forced_outage={"auto": None, "on": True, "off": False}[settings.origin.outage],
+        ),
         metrics=Metrics(),
         bounds=Bounds(
             max_claims_age_s=tokens.max_claims_age_s,
@@ -98,8 +103,8 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
         session=session,
         base_url=settings.origin.base_url,
         prefix=settings.server.prefix,
-        preserve_host=False,
-        trusted_proxies=frozenset(),
+        preserve_host=settings.origin.preserve_host,
+        trusted_proxies=frozenset(settings.server.trusted_proxies),
         token_timeout=aiohttp.ClientTimeout(
             total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
         ),

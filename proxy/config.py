@@ -23,8 +23,10 @@ from typing import Any
 
 __all__ = [
     "ENV_PREFIX",
+    "AdminSettings",
     "ConfigError",
     "KeysSettings",
+    "LimitSettings",
     "OriginSettings",
     "PushSettings",
     "ReferenceOriginSettings",
@@ -55,11 +57,20 @@ class ServerSettings:
     prefix: str = ""
     workers: int = 1
     max_body_bytes: int = 64 * 1024  # token route bodies above this get 413
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-* values are kept
+    header_timeout_s: float = 10.0  # a client must send its request head within this
+    max_header_bytes: int = 16 * 1024  # cap on one request header line / field
+    max_headers: int = 100  # cap on the number of request headers
+    log_format: str = "json"  # "json" (one object per line) or "text"
+    metrics_port: int = 0  # 0: /metrics on the main port; else its own port
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "server.port", "must be 0..65535")
         _require(self.workers >= 1, "server.workers", "must be at least 1")
         _require(self.max_body_bytes >= 1024, "server.max_body_bytes", "must be >= 1024")
+        _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
+        _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
+        _require(self.header_timeout_s > 0, "server.header_timeout_s", "must be > 0")
         _require(
             self.prefix == "" or (self.prefix.startswith("/") and not self.prefix.endswith("/")),
             "server.prefix",
@@ -75,6 +86,13 @@ class OriginSettings:
     timeout_s: float = 10.0  # whole-answer timeout for token requests sent to the origin
     jwks_refresh_s: int = 300  # refetch the origin's JWKS this often
     jwks_min_refetch_s: int = 10  # at most one unknown-kid refetch per this many seconds
+    jwks_cache_file: str = ""  # last good origin JWKS kept here across restarts ("" = none)
+    preserve_host: bool = False  # send the client's Host (else the origin's host)
+    breaker_failures: int = 5  # failures within breaker_window_s that open the breaker
+    breaker_window_s: float = 10.0
+    breaker_open_s: float = 5.0  # open this long before a half-open probe
+    slow_answer_s: float = 2.0  # a token answer slower than this counts as a failure
+    outage: str = "auto"  # "auto" (breaker decides), "on" (forced outage), "off"
 
     def __post_init__(self) -> None:
         _require(
@@ -83,6 +101,8 @@ class OriginSettings:
         _require(self.jwks_path.startswith("/"), "origin.jwks_path", 'must start with "/"')
         _require(self.connect_timeout_s > 0, "origin.connect_timeout_s", "must be > 0")
         _require(self.timeout_s > 0, "origin.timeout_s", "must be > 0")
+        _require(self.outage in ("auto", "on", "off"), "origin.outage", 'is "auto", "on" or "off"')
+        _require(self.breaker_failures >= 1, "origin.breaker_failures", "must be >= 1")
 
     @property
     def base_url(self) -> str:
@@ -129,15 +149,38 @@ class StoreSettings:
     backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_sessions: int = 1_000_000  # memory store: bound on entries per table
+    connect_timeout_s: float = 0.5  # Redis connect timeout
+    socket_timeout_s: float = 0.5  # Redis command timeout
+    when_unavailable: str = "origin"  # store down: "origin" (no edge mints; 503 if the
+    # origin is down too) or "mint" (outage mints without revocation checks)
 
     def __post_init__(self) -> None:
         _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
         _require(self.max_sessions >= 1, "store.max_sessions", "must be >= 1")
+        _require(
+            self.when_unavailable in ("origin", "mint"),
+            "store.when_unavailable",
+            'is "origin" or "mint"',
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class PushSettings:
     secret: str = field(default="change-me", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    secret: str = field(default="", repr=False)  # bearer for /__minter/admin/...; "" = off
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    per_ip_per_s: float = 50.0  # token requests per second per client IP (before verify)
+    per_ip_burst: int = 100
+    per_session_per_s: float = 5.0  # per verified session (never an unverified sid)
+    per_session_burst: int = 20
+    max_concurrent_signs: int = 64  # signatures in flight at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +203,14 @@ class Settings:
     keys: KeysSettings = field(default_factory=KeysSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     push: PushSettings = field(default_factory=PushSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     reference_origin: ReferenceOriginSettings = field(default_factory=ReferenceOriginSettings)
 
 
-SECRET_KEYS = frozenset({("push", "secret"), ("reference_origin", "secret_key")})
+SECRET_KEYS = frozenset(
+    {("push", "secret"), ("admin", "secret"), ("reference_origin", "secret_key")}
+)
 
 
 def _convert(value: Any, hint: Any, key: str, base: Path | None) -> Any:
