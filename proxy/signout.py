@@ -3,7 +3,8 @@
 Recognised shapes (on the raw path, after the prefix):
 `POST /v1/client/sessions/{sid}/end`, `POST .../remove`,
 `DELETE /v1/client/sessions/{sid}` (or `POST` with `_method=DELETE`), and
-`DELETE /v1/client` (or `POST ?_method=DELETE`), which names no session:
+`DELETE /v1/client` and `DELETE /v1/client/sessions` (what clerk-js's
+`signOut()` sends, as `POST ?_method=DELETE`), which name no session:
 then every session id the edge saw on that client's token requests, and
 every one in the origin's answer, is revoked. A sign-out is recorded only
 after the origin answered it with 2xx, so nobody can knock someone else's
@@ -23,7 +24,7 @@ __all__ = ["SignOut", "session_ids_in", "sign_out_of"]
 _SESSION_SIGN_OUT = re.compile(
     r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})(?P<action>/end|/remove)?"
 )
-_CLIENT = "/v1/client"
+_WHOLE_CLIENT = frozenset({"/v1/client", "/v1/client/sessions"})
 _MAX_ANSWER_BYTES = 1024 * 1024
 
 
@@ -43,7 +44,7 @@ def _effective_method(method: str, query: str) -> str:
 def sign_out_of(method: str, path: str, query: str) -> SignOut | None:
     """Is this request a sign-out, and of which session?"""
     method = _effective_method(method.upper(), query)
-    if path == _CLIENT:
+    if path in _WHOLE_CLIENT:
         return SignOut(None) if method == "DELETE" else None
     match = _SESSION_SIGN_OUT.fullmatch(path)
     if match is None:
