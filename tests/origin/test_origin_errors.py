@@ -1,0 +1,62 @@
+"""Every failure answers in Clerk's error shape; CORS preflights are answered."""
+
+from __future__ import annotations
+
+from origin_helpers import ADMIN, Client
+
+
+def _is_clerk_error(body: object) -> bool:
+    if not isinstance(body, dict) or set(body) != {"errors"}:
+        return False
+    return all(set(e) == {"code", "message", "long_message", "meta"} for e in body["errors"])
+
+
+async def test_unknown_path_is_a_clerk_404(origin: Client) -> None:
+    response = await origin.get("/v1/no/such/thing")
+    assert response.status == 404
+    body = await response.json()
+    assert _is_clerk_error(body)
+    assert body["errors"][0]["code"] == "resource_not_found"
+    stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
+    assert stats["unmatched"] == 1
+
+
+async def test_unknown_root_path_is_a_clerk_404(origin: Client) -> None:
+    response = await origin.get("/favicon.ico")
+    assert response.status == 404
+    assert _is_clerk_error(await response.json())
+
+
+async def test_wrong_method_is_a_clerk_405(origin: Client) -> None:
+    response = await origin.patch("/v1/environment")
+    assert response.status == 405
+    body = await response.json()
+    assert _is_clerk_error(body)
+    assert body["errors"][0]["code"] == "method_not_allowed"
+
+
+async def test_malformed_json_on_the_backend_is_a_clerk_400(origin: Client) -> None:
+    response = await origin.patch(
+        "/backend/v1/organizations/org_acme/memberships/user_alice",
+        data=b"{not json", headers={**ADMIN, "Content-Type": "application/json"})
+    assert response.status == 400
+    assert _is_clerk_error(await response.json())
+
+
+async def test_cors_preflight_is_answered(origin: Client) -> None:
+    response = await origin.options(
+        "/v1/client/sessions/sess_1/tokens",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"})
+    assert response.status == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Allow-Headers"] == "content-type"
+
+
+async def test_errors_carry_cors_headers_too(origin: Client) -> None:
+    response = await origin.post("/v1/client/sessions/sess_1/tokens",
+                                 headers={"Origin": "http://localhost:3000"})
+    assert response.status == 401
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
