@@ -6,6 +6,7 @@
     ├── SignedOut                 401 signed_out (no client, or the session is over)
     ├── NotFound                  404 resource_not_found
     ├── MethodNotAllowed          405 method_not_allowed
+    ├── RequestTooLarge           413 request_body_too_large
     ├── FormError                 422 form_* (with meta.param_name)
     ├── InternalError             500 internal_clerk_error
     └── ServiceUnavailable        503 service_unavailable (fault injection)
@@ -86,6 +87,12 @@ class MethodNotAllowed(ClerkAPIError):
     message = "Method not allowed"
 
 
+class RequestTooLarge(ClerkAPIError):
+    status = 413
+    code = "request_body_too_large"
+    message = "Request body too large"
+
+
 class FormError(ClerkAPIError):
     status = 422
     code = "form_param_format_invalid"
@@ -125,7 +132,7 @@ def _from_http_exception(exc: web.HTTPException) -> ClerkAPIError:
     if exc.status == 405:
         return MethodNotAllowed("The requested method is not allowed on this resource")
     if exc.status == 413:
-        return BadRequest("The request body is too large", code="request_body_too_large")
+        return RequestTooLarge("The request body is too large")
     if exc.status < 500:
         return BadRequest(exc.reason or "Bad request", code="bad_request")
     return InternalError()

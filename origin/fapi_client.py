@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from aiohttp import web
@@ -99,7 +100,7 @@ async def post_sign_in(request: web.Request) -> web.Response:
     if user is None:
         raise FormError("Couldn't find your account.", code="form_identifier_not_found",
                         param_name="identifier")
-    if not verify_password(password, user.password_hash):
+    if not await asyncio.to_thread(verify_password, password, user.password_hash):
         raise FormError("Password is incorrect. Try again, or use another method.",
                         code="form_password_incorrect", param_name="password")
 

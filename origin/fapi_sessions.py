@@ -36,6 +36,9 @@ def _owned_session(state: OriginState, request: web.Request) -> tuple[Client, Se
 
 def _active_session(state: OriginState, request: web.Request) -> tuple[Client, Session, User]:
     client, session = _owned_session(state, request)
+    if session.status == "active" and state.now_ms() >= session.expire_at:
+        state.store.set_session_status(session.id, "expired", state.now_ms())
+        raise SignedOut(f"Session {session.id} has expired")
     if session.status != "active":
         raise SignedOut(f"Session {session.id} is {session.status}")
     user = state.store.user(session.user_id)

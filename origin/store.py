@@ -172,6 +172,7 @@ class Store:
         conn.execute("PRAGMA foreign_keys = ON")
         if str(path) != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(SCHEMA)
         store = cls(conn)
         store.seed_if_empty(now_ms)
@@ -215,6 +216,10 @@ class Store:
     def user_by_email(self, email: str) -> User | None:
         row = self._db.execute("SELECT * FROM users WHERE email = ?", (email,)).fetchone()
         return _user(row) if row is not None else None
+
+    def set_public_metadata(self, user_id: str, metadata: dict[str, Any], now_ms: int) -> None:
+        self._db.execute("UPDATE users SET public_metadata = ?, updated_at = ? WHERE id = ?",
+                         (json.dumps(metadata), now_ms, user_id))
 
     def memberships_of(self, user_id: str) -> list[Membership]:
         rows = self._db.execute(_MEMBERSHIP_SELECT + " WHERE m.user_id = ? ORDER BY m.created_at",
@@ -294,10 +299,6 @@ class Store:
             "UPDATE sessions SET last_active_token = COALESCE(?, last_active_token),"
             " last_active_org_id = ?, last_active_at = ?, updated_at = ? WHERE id = ?",
             (token, org_id, now_ms, now_ms, session_id))
-
-    def set_public_metadata(self, user_id: str, metadata: dict[str, Any], now_ms: int) -> None:
-        self._db.execute("UPDATE users SET public_metadata = ?, updated_at = ? WHERE id = ?",
-                         (json.dumps(metadata), now_ms, user_id))
 
     # JWT templates
 

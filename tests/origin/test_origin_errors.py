@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from origin_helpers import ADMIN, Client
 
 
@@ -60,3 +62,13 @@ async def test_errors_carry_cors_headers_too(origin: Client) -> None:
                                  headers={"Origin": "http://localhost:3000"})
     assert response.status == 401
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+
+
+async def test_an_oversized_body_is_a_clerk_413(origin: Client) -> None:
+    response = await origin.post(
+        "/v1/client/sign_ins", data=io.BytesIO(b"identifier=" + b"x" * (2 * 1024 * 1024)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413
+    body = await response.json()
+    assert _is_clerk_error(body)
+    assert body["errors"][0]["code"] == "request_body_too_large"

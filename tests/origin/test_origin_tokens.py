@@ -202,3 +202,13 @@ async def test_stats_keep_the_last_token_request(origin: Client) -> None:
     assert stats["tokens"] == 2
     assert stats["last_token_request"]["form"] == {"organization_id": "", "tab_state": "t1"}
     assert stats["last_token_request"]["query"] == {"_clerk_js_version": "5"}
+
+
+async def test_an_expired_session_is_signed_out(origin: Client, clock: FakeClock) -> None:
+    sid = await _alice(origin)
+    clock.advance(7 * 24 * 3600)
+    response = await _mint(origin, sid)
+    assert response.status == 401
+    assert (await response.json())["errors"][0]["code"] == "signed_out"
+    client = (await (await origin.get("/v1/client")).json())["response"]
+    assert client["sessions"] == []
