@@ -3,14 +3,16 @@
 Strict means: base64url with no padding, no characters outside the alphabet
 and no stray trailing bits (one encoding per value, so a token cannot be
 altered without changing its bytes); JSON that is UTF-8 without a byte-order
-mark, has no duplicate member names, no NaN or Infinity, no lone surrogates,
-integers that fit in 64 bits, and an object at the top.
+mark, has no duplicate member names, no NaN or Infinity (nor numbers that
+overflow to it), no lone surrogates, integers that fit in 64 bits, and an
+object at the top.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from typing import Any
 
@@ -88,6 +90,13 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf, which would be re-signed as null
+        raise MalformedToken("JSON number out of range")
+    return value
+
+
 def parse_json_object(data: bytes, *, what: str) -> dict[str, Any]:
     """Parse strict JSON whose top level is an object."""
     try:
@@ -97,6 +106,7 @@ def parse_json_object(data: bytes, *, what: str) -> dict[str, Any]:
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
             parse_int=_bounded_int,
+            parse_float=_finite_float,
         )
         # Round-trips through the encoder we sign with: refuses lone surrogates.
         orjson.dumps(value)
