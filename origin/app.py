@@ -35,6 +35,10 @@ def _routes(app: web.Application) -> None:
     r.add_post("/v1/client", fapi_client.post_client, name="client_post")
     r.add_delete("/v1/client", fapi_client.delete_client, name="client_delete")
     r.add_post("/v1/client/sign_ins", fapi_client.post_sign_in, name="sign_ins")
+    r.add_delete("/v1/client/sessions", fapi_client.delete_client_sessions,
+                 name="client_sessions_delete")
+    r.add_post("/v1/client/sessions", fapi_client.post_client_sessions,
+               name="client_sessions_post")
     sessions = "/v1/client/sessions/{sid}"
     r.add_post(sessions + "/tokens", fapi_sessions.post_tokens, name="tokens")
     r.add_post(sessions + "/tokens/{template}", fapi_sessions.post_template_token,

@@ -17,6 +17,7 @@ from origin.responses import json_response
 from origin.state import STATE, new_id
 
 ENDED = "ended"
+REMOVED = "removed"
 
 
 def azp_of(request: web.Request) -> str | None:
@@ -57,8 +58,8 @@ async def create_client(request: web.Request) -> web.Response:
     return response
 
 
-async def delete_client(request: web.Request) -> web.Response:
-    """Sign out of every session; the answer lists the sessions that were ended."""
+async def _sign_out_all(request: web.Request, status: str) -> web.Response:
+    """Sign out of every session; the answer's client lists the sessions that were closed."""
     state = request.app[STATE]
     client = find_client(state, request)
     if client is None:
@@ -66,13 +67,30 @@ async def delete_client(request: web.Request) -> web.Response:
     now_ms = state.now_ms()
     ended = state.store.sessions_of_client(client.id)
     for session in ended:
-        state.store.set_session_status(session.id, ENDED, now_ms)
+        state.store.set_session_status(session.id, status, now_ms)
     state.store.set_last_active_session(client.id, None, now_ms)
     ended = [s for s in (state.store.session(x.id) for x in ended) if s is not None]
     body = client_payload(state, client, azp_of(request), sessions=ended)
     response = json_response(shapes.envelope(body))
     hand_out(request, response, None)
     return response
+
+
+async def delete_client(request: web.Request) -> web.Response:
+    """`DELETE /v1/client` (clerk-js `client.destroy()`): sessions end."""
+    return await _sign_out_all(request, ENDED)
+
+
+async def delete_client_sessions(request: web.Request) -> web.Response:
+    """`DELETE /v1/client/sessions` (clerk-js `signOut()`): sessions are removed."""
+    return await _sign_out_all(request, REMOVED)
+
+
+async def post_client_sessions(request: web.Request) -> web.Response:
+    """clerk-js sends DELETE as `POST ...?_method=DELETE`; a plain POST is not allowed."""
+    if request.query.get("_method", "").upper() == "DELETE":
+        return await delete_client_sessions(request)
+    raise web.HTTPMethodNotAllowed("POST", ["DELETE"])
 
 
 async def post_client(request: web.Request) -> web.Response:

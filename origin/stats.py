@@ -29,6 +29,7 @@ _METHOD_OVERRIDES = {
     "client_put": ("client_create", "client_create"),
     "client_post": ("client_create", "client_delete"),
     "session_post": ("session_post", "session_delete"),
+    "client_sessions_post": ("client_sessions_post", "client_sessions_delete"),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from origin_helpers import Client, sign_in
+from origin_helpers import ADMIN, Client, sign_in
 
 from origin import seed
 
@@ -49,18 +49,26 @@ async def test_one_session_signs_out(
     assert await _token_status(origin, bob) == 200
 
 
-@pytest.mark.parametrize(("method", "query"), [("DELETE", {}), ("POST", {"_method": "DELETE"})])
-async def test_deleting_the_client_ends_every_session_and_lists_them(
-    origin: Client, method: str, query: dict[str, str]
+@pytest.mark.parametrize(
+    ("method", "path", "query", "status"),
+    [
+        ("DELETE", "/v1/client", {}, "ended"),
+        ("POST", "/v1/client", {"_method": "DELETE"}, "ended"),
+        ("DELETE", "/v1/client/sessions", {}, "removed"),
+        ("POST", "/v1/client/sessions", {"_method": "DELETE"}, "removed"),
+    ],
+)
+async def test_signing_out_of_the_client_closes_every_session_and_lists_them(
+    origin: Client, method: str, path: str, query: dict[str, str], status: str
 ) -> None:
     alice, bob = await _two_sessions(origin)
-    response = await origin.request(method, "/v1/client", params=query)
+    response = await origin.request(method, path, params=query)
     assert response.status == 200
     body = await response.json()
     client = body["response"]
     assert client["object"] == "client"
     assert client["last_active_session_id"] is None
-    assert {s["id"]: s["status"] for s in client["sessions"]} == {alice: "ended", bob: "ended"}
+    assert {s["id"]: s["status"] for s in client["sessions"]} == {alice: status, bob: status}
 
     assert await _token_status(origin, alice) == 401
     assert await _token_status(origin, bob) == 401
@@ -89,12 +97,24 @@ async def test_deleting_without_a_client_is_signed_out(origin: Client) -> None:
     assert (await response.json())["errors"][0]["code"] == "signed_out"
 
 
-async def test_plain_post_on_a_session_is_not_allowed(origin: Client) -> None:
+@pytest.mark.parametrize("path", ["/v1/client/sessions/{sid}", "/v1/client/sessions"])
+async def test_plain_post_on_sessions_is_not_allowed(origin: Client, path: str) -> None:
     alice = (await sign_in(origin))["response"]["created_session_id"]
-    response = await origin.post(f"/v1/client/sessions/{alice}")
+    response = await origin.post(path.format(sid=alice))
     assert response.status == 405
     assert (await response.json())["errors"][0]["code"] == "method_not_allowed"
     assert await _token_status(origin, alice) == 200
+
+
+async def test_sign_out_requests_are_counted_by_what_they_do(origin: Client) -> None:
+    alice = (await sign_in(origin))["response"]["created_session_id"]
+    await origin.post(f"/v1/client/sessions/{alice}", params={"_method": "DELETE"})
+    await origin.post("/v1/client/sessions", params={"_method": "DELETE"})
+    await origin.post("/v1/client", params={"_method": "DELETE"})
+    stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
+    assert stats["session_delete"] == 1
+    assert stats["client_sessions_delete"] == 1
+    assert stats["client_delete"] == 1
 
 
 async def test_touch_switches_the_active_organization(origin: Client) -> None:
