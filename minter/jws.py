@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import json
 import math
-import re
 from typing import Any
 
 import orjson
@@ -28,33 +27,38 @@ __all__ = [
     "split_compact",
 ]
 
-_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _INT64_LIMIT = 1 << 63
 
 
 def b64url_encode(data: bytes) -> str:
     return (
         binascii.b2a_base64(data, newline=False)
+        .translate(_TO_URL_BYTES)
+        .rstrip(b"=")
         .decode("ascii")
-        .translate(_TO_URL_ALPHABET)
-        .rstrip("=")
     )
 
 
-_TO_URL_ALPHABET = str.maketrans("+/", "-_")
-_FROM_URL_ALPHABET = str.maketrans("-_", "+/")
+_TO_URL_BYTES = bytes.maketrans(b"+/", b"-_")
+_FROM_URL_BYTES = bytes.maketrans(b"-_", b"+/")
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# For a segment of length 4k+2 (4k+3), the last character carries 4 (2) unused bits.
+_UNUSED_BITS_MASK = {2: 0b1111, 3: 0b11}
 
 
 def b64url_decode(segment: str, *, what: str) -> bytes:
     """Decode one canonical base64url segment; anything else is MalformedToken."""
-    if _B64URL_SEGMENT.fullmatch(segment) is None or len(segment) % 4 == 1:
+    remainder = len(segment) % 4
+    if remainder == 1 or "+" in segment or "/" in segment or "=" in segment:
         raise MalformedToken(f"{what} is not base64url")
-    padded = segment.translate(_FROM_URL_ALPHABET) + "=" * (-len(segment) % 4)
     try:
-        data = binascii.a2b_base64(padded, strict_mode=True)
-    except binascii.Error as exc:
+        standard = segment.encode("ascii").translate(_FROM_URL_BYTES) + b"=" * (-remainder % 4)
+        data = binascii.a2b_base64(standard, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
         raise MalformedToken(f"{what} is not base64url") from exc
-    if b64url_encode(data) != segment:
+    if remainder and _ALPHABET.index(segment[-1]) & _UNUSED_BITS_MASK[remainder]:
         raise MalformedToken(f"{what} is not canonical base64url")
     return data
 
