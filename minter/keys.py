@@ -106,7 +106,7 @@ class PublicKey:
         key = self.key
         try:
             if isinstance(key, rsa.RSAPublicKey):
-                if len(signature) != key.key_size // 8:
+                if len(signature) != (key.key_size + 7) // 8:
                     return False
                 key.verify(signature, signing_input, _PKCS1, _SHA256)
             elif isinstance(key, ec.EllipticCurvePublicKey):
