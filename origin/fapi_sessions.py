@@ -10,7 +10,6 @@ from origin.errors import NotFound, SignedOut
 from origin.fapi_client import azp_of
 from origin.minting import (
     client_payload,
-    membership_for,
     mint_session_token,
     mint_template_token,
     session_payload,
@@ -79,10 +78,9 @@ async def post_touch(request: web.Request) -> web.Response:
     client, session, user = _active_session(state, request)
     raw_org = form.get("active_organization_id")
     org_id = session.last_active_org_id if raw_org is None else (str(raw_org) or None)
-    membership_for(state, user, org_id)
-    now_ms = state.now_ms()
-    state.store.record_activity(session.id, None, org_id, now_ms)
-    state.store.set_last_active_session(client.id, session.id, now_ms)
+    if org_id != session.last_active_org_id:
+        mint_session_token(state, session, user, org_id, azp_of(request))
+    state.store.set_last_active_session(client.id, session.id, state.now_ms())
     return _session_answer(state, request, client, session.id)
 
 

@@ -64,14 +64,21 @@ def mint_template_token(
     return state.key.sign(payload, {"cat": claims.template_cat(template.name)})
 
 
-def _needs_token(token: str | None, now_s: int) -> bool:
+def _needs_token(token: str | None, org_id: str | None, now_s: int) -> bool:
+    """Whether the stored token is missing, about to expire, or for another organization.
+
+    clerk-js caches `last_active_token` under `last_active_organization_id`, so the
+    two must always agree.
+    """
     if not token:
         return True
     try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        payload = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return True
-    return not isinstance(exp, int) or exp - now_s < _REFRESH_MARGIN_S
+    exp, org = payload.get("exp"), payload.get("o")
+    token_org = org.get("id") if isinstance(org, dict) else None
+    return not isinstance(exp, int) or exp - now_s < _REFRESH_MARGIN_S or token_org != org_id
 
 
 def session_payload(state: OriginState, session: Session, azp: str | None) -> dict[str, Any]:
@@ -79,10 +86,11 @@ def session_payload(state: OriginState, session: Session, azp: str | None) -> di
     user = state.store.user(session.user_id)
     if user is None:
         raise NotFound(f"User {session.user_id} not found")
-    if session.status == "active" and _needs_token(session.last_active_token, state.now_s()):
-        org_id = session.last_active_org_id
-        if org_id and state.store.membership(org_id, user.id) is None:
-            org_id = None
+    org_id = session.last_active_org_id
+    if org_id and state.store.membership(org_id, user.id) is None:
+        org_id = None  # the membership is gone: back to the personal workspace
+    if session.status == "active" and _needs_token(session.last_active_token, org_id,
+                                                   state.now_s()):
         mint_session_token(state, session, user, org_id, azp)
         session = state.store.session(session.id) or session
     return shapes.session_json(session, user, state.store.memberships_of(user.id), state.now_s())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from origin_helpers import ADMIN, Client, sign_in
+from origin_helpers import ADMIN, Client, sign_in, verified
 
 from origin import seed
 
@@ -123,5 +123,25 @@ async def test_touch_switches_the_active_organization(origin: Client) -> None:
                                  data={"active_organization_id": seed.ACME_ID})
     assert response.status == 200
     body = await response.json()
-    assert body["response"]["last_active_organization_id"] == seed.ACME_ID
+    session = body["response"]
+    assert session["last_active_organization_id"] == seed.ACME_ID
     assert body["client"]["last_active_session_id"] == alice
+    # clerk-js caches last_active_token under last_active_organization_id: they must agree
+    _, claims = await verified(origin, session["last_active_token"]["jwt"])
+    assert claims["o"]["id"] == seed.ACME_ID
+
+    response = await origin.post(f"/v1/client/sessions/{alice}/touch",
+                                 data={"active_organization_id": ""})
+    session = (await response.json())["response"]
+    assert session["last_active_organization_id"] is None
+    _, claims = await verified(origin, session["last_active_token"]["jwt"])
+    assert "o" not in claims
+
+
+async def test_touch_refuses_an_organization_the_user_is_not_in(origin: Client) -> None:
+    bob = (await sign_in(origin, seed.BOB_EMAIL, seed.BOB_PASSWORD))["response"][
+        "created_session_id"]
+    response = await origin.post(f"/v1/client/sessions/{bob}/touch",
+                                 data={"active_organization_id": seed.ACME_ID})
+    assert response.status == 404
+    assert (await response.json())["errors"][0]["code"] == "resource_not_found"
