@@ -35,26 +35,32 @@ def _routes(app: web.Application) -> None:
     r.add_post("/v1/client", fapi_client.post_client, name="client_post")
     r.add_delete("/v1/client", fapi_client.delete_client, name="client_delete")
     r.add_post("/v1/client/sign_ins", fapi_client.post_sign_in, name="sign_ins")
-    r.add_delete("/v1/client/sessions", fapi_client.delete_client_sessions,
-                 name="client_sessions_delete")
-    r.add_post("/v1/client/sessions", fapi_client.post_client_sessions,
-               name="client_sessions_post")
+    r.add_delete(
+        "/v1/client/sessions", fapi_client.delete_client_sessions, name="client_sessions_delete"
+    )
+    r.add_post("/v1/client/sessions", fapi_client.post_client_sessions, name="client_sessions_post")
     sessions = "/v1/client/sessions/{sid}"
     r.add_post(sessions + "/tokens", fapi_sessions.post_tokens, name="tokens")
-    r.add_post(sessions + "/tokens/{template}", fapi_sessions.post_template_token,
-               name="tokens_template")
+    r.add_post(
+        sessions + "/tokens/{template}", fapi_sessions.post_template_token, name="tokens_template"
+    )
     r.add_post(sessions + "/touch", fapi_sessions.post_touch, name="session_touch")
     r.add_post(sessions + "/end", fapi_sessions.post_end, name="session_end")
     r.add_post(sessions + "/remove", fapi_sessions.post_remove, name="session_remove")
     r.add_delete(sessions, fapi_sessions.delete_session, name="session_delete")
     r.add_post(sessions, fapi_sessions.post_session, name="session_post")
     # Backend API
-    r.add_patch("/backend/v1/organizations/{org_id}/memberships/{user_id}",
-                backend.patch_membership, name="backend_membership")
-    r.add_patch("/backend/v1/users/{user_id}/metadata", backend.patch_user_metadata,
-                name="backend_user_metadata")
-    r.add_post("/backend/v1/sessions/{sid}/revoke", backend.revoke_session,
-               name="backend_revoke")
+    r.add_patch(
+        "/backend/v1/organizations/{org_id}/memberships/{user_id}",
+        backend.patch_membership,
+        name="backend_membership",
+    )
+    r.add_patch(
+        "/backend/v1/users/{user_id}/metadata",
+        backend.patch_user_metadata,
+        name="backend_user_metadata",
+    )
+    r.add_post("/backend/v1/sessions/{sid}/revoke", backend.revoke_session, name="backend_revoke")
     # Test and load knobs
     r.add_get("/__origin/faults", faults.get_faults, name="faults_get")
     r.add_post("/__origin/faults", faults.set_faults, name="faults_set")
@@ -69,8 +75,9 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     published = tuple(load_public_jwk(path) for path in settings.published_keys)
     store = Store.open(settings.database, int(settings.clock() * 1000))
     app[STATE] = OriginState(settings=settings, store=store, key=key, published=published)
-    log.info("origin ready", extra={"kid": key.kid, "alg": key.alg,
-                                    "database": str(settings.database)})
+    log.info(
+        "origin ready", extra={"kid": key.kid, "alg": key.alg, "database": str(settings.database)}
+    )
     try:
         yield
     finally:

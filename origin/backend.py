@@ -39,8 +39,9 @@ async def patch_membership(request: web.Request) -> web.Response:
     if not isinstance(role, str) or not role:
         raise FormError("role is required", code="form_param_missing", param_name="role")
     if not state.store.role_exists(role):
-        raise FormError(f"Role {role} does not exist", code="form_param_value_invalid",
-                        param_name="role")
+        raise FormError(
+            f"Role {role} does not exist", code="form_param_value_invalid", param_name="role"
+        )
     if state.store.membership(org_id, user_id) is None:
         raise NotFound(f"No membership of user {user_id} in organization {org_id}")
     state.store.set_membership_role(org_id, user_id, role, state.now_ms())
@@ -62,8 +63,11 @@ async def patch_user_metadata(request: web.Request) -> web.Response:
         raise NotFound(f"User {user_id} not found")
     patch = (await _body(request)).get("public_metadata", {})
     if not isinstance(patch, dict):
-        raise FormError("public_metadata must be an object", code="form_param_format_invalid",
-                        param_name="public_metadata")
+        raise FormError(
+            "public_metadata must be an object",
+            code="form_param_format_invalid",
+            param_name="public_metadata",
+        )
     merged = {**user.public_metadata, **patch}
     merged = {k: v for k, v in merged.items() if v is not None}
     state.store.set_public_metadata(user_id, merged, state.now_ms())

@@ -18,9 +18,29 @@ NBF_SKEW_S = 10
 PLAN_USER = "u:free"
 PLAN_ORG = "o:free"
 
-_RESERVED = frozenset({"azp", "exp", "fva", "iat", "iss", "jti", "nbf", "sid", "sub", "v",
-                       "pla", "fea", "sts", "o", "act", "org_id", "org_role", "org_slug",
-                       "org_permissions"})
+_RESERVED = frozenset(
+    {
+        "azp",
+        "exp",
+        "fva",
+        "iat",
+        "iss",
+        "jti",
+        "nbf",
+        "sid",
+        "sub",
+        "v",
+        "pla",
+        "fea",
+        "sts",
+        "o",
+        "act",
+        "org_id",
+        "org_role",
+        "org_slug",
+        "org_permissions",
+    }
+)
 _SHORTCODE = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
 
@@ -70,9 +90,7 @@ def session_claims(
     azp: str | None,
 ) -> dict[str, Any]:
     """The claims of a session token (v2), custom claims from public metadata first."""
-    claims: dict[str, Any] = {
-        k: v for k, v in user.public_metadata.items() if k not in _RESERVED
-    }
+    claims: dict[str, Any] = {k: v for k, v in user.public_metadata.items() if k not in _RESERVED}
     if azp:
         claims["azp"] = azp
     claims.update(
@@ -133,8 +151,13 @@ def render(value: Any, context: dict[str, Any]) -> Any:
 def template_context(user: User, membership: Membership | None) -> dict[str, Any]:
     org: dict[str, Any] | None = None
     if membership is not None:
-        org = {"id": membership.org.id, "name": membership.org.name, "slug": membership.org.slug,
-               "role": membership.role, "public_metadata": membership.org.public_metadata}
+        org = {
+            "id": membership.org.id,
+            "name": membership.org.name,
+            "slug": membership.org.slug,
+            "role": membership.role,
+            "public_metadata": membership.org.public_metadata,
+        }
     return {
         "user": {
             "id": user.id,
@@ -164,6 +187,13 @@ def template_claims(
     claims: dict[str, Any] = {k: v for k, v in rendered.items() if k not in _RESERVED}
     if azp:
         claims["azp"] = azp
-    claims.update(exp=now_s + lifetime_s, iat=now_s, iss=issuer, jti=jti,
-                  nbf=now_s - NBF_SKEW_S, sid=session.id, sub=user.id)
+    claims.update(
+        exp=now_s + lifetime_s,
+        iat=now_s,
+        iss=issuer,
+        jti=jti,
+        nbf=now_s - NBF_SKEW_S,
+        sid=session.id,
+        sub=user.id,
+    )
     return claims

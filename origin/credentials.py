@@ -45,8 +45,9 @@ def find_client(state: OriginState, request: web.Request) -> Client | None:
 
 def create_client(state: OriginState) -> tuple[Client, str]:
     credential = secrets.token_urlsafe(32)
-    client = state.store.create_client(new_id("client"), credential_hash(credential),
-                                       state.now_ms())
+    client = state.store.create_client(
+        new_id("client"), credential_hash(credential), state.now_ms()
+    )
     return client, credential
 
 
@@ -69,5 +70,11 @@ def hand_out(request: web.Request, response: web.StreamResponse, credential: str
         if current:
             response.headers["Authorization"] = current
     elif credential is not None:
-        response.set_cookie(CLIENT_COOKIE, credential, path="/", httponly=True, samesite="Lax",
-                            max_age=COOKIE_MAX_AGE_S)
+        response.set_cookie(
+            CLIENT_COOKIE,
+            credential,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            max_age=COOKIE_MAX_AGE_S,
+        )

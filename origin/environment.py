@@ -11,8 +11,13 @@ from typing import Any
 JSON = dict[str, Any]
 
 _NO_VERIFICATIONS: JSON = {
-    "enabled": False, "required": False, "verifications": [], "used_for_first_factor": False,
-    "first_factors": [], "used_for_second_factor": False, "second_factors": [],
+    "enabled": False,
+    "required": False,
+    "verifications": [],
+    "used_for_first_factor": False,
+    "first_factors": [],
+    "used_for_second_factor": False,
+    "second_factors": [],
     "verify_at_sign_up": False,
 }
 
@@ -24,12 +29,24 @@ def _attribute(**overrides: Any) -> JSON:
 def user_settings() -> JSON:
     attributes = {
         name: _attribute()
-        for name in ("phone_number", "username", "first_name", "last_name", "web3_wallet",
-                     "authenticator_app", "backup_code", "passkey")
+        for name in (
+            "phone_number",
+            "username",
+            "first_name",
+            "last_name",
+            "web3_wallet",
+            "authenticator_app",
+            "backup_code",
+            "passkey",
+        )
     }
     attributes["email_address"] = _attribute(
-        enabled=True, required=True, verifications=["email_code"], used_for_first_factor=True,
-        first_factors=["email_code"], verify_at_sign_up=True,
+        enabled=True,
+        required=True,
+        verifications=["email_code"],
+        used_for_first_factor=True,
+        first_factors=["email_code"],
+        verify_at_sign_up=True,
     )
     attributes["password"] = _attribute(enabled=True, required=True)
     return {
@@ -39,16 +56,27 @@ def user_settings() -> JSON:
         "enterprise_sso": {"enabled": False},
         "saml": {"enabled": False},
         "sign_in": {"second_factor": {"required": False, "enabled": False}},
-        "sign_up": {"allowlist_only": False, "progressive": True, "captcha_enabled": False,
-                    "captcha_widget_type": None, "mode": "public",
-                    "legal_consent_enabled": False, "mfa": {"required": False}},
+        "sign_up": {
+            "allowlist_only": False,
+            "progressive": True,
+            "captcha_enabled": False,
+            "captcha_widget_type": None,
+            "mode": "public",
+            "legal_consent_enabled": False,
+            "mfa": {"required": False},
+        },
         "restrictions": {"allowlist": {"enabled": False}, "blocklist": {"enabled": False}},
         "password_settings": {
             "allowed_special_characters": "!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~",
-            "disable_hibp": True, "min_length": 8, "max_length": 72,
-            "require_special_char": False, "require_numbers": False,
-            "require_uppercase": False, "require_lowercase": False,
-            "show_zxcvbn": False, "min_zxcvbn_strength": 0,
+            "disable_hibp": True,
+            "min_length": 8,
+            "max_length": 72,
+            "require_special_char": False,
+            "require_numbers": False,
+            "require_uppercase": False,
+            "require_lowercase": False,
+            "show_zxcvbn": False,
+            "min_zxcvbn_strength": 0,
             "enforce_hibp_on_sign_in": False,
         },
         "passkey_settings": {"allow_autofill": False, "show_sign_in_button": False},
@@ -93,12 +121,17 @@ def display_config(issuer: str) -> JSON:
         "privacy_policy_url": "",
         "show_devmode_warning": False,
         "theme": {
-            "general": {"color": "#6c47ff", "background_color": "#ffffff",
-                        "font_family": "sans-serif", "font_color": "#151515",
-                        "label_font_weight": "600", "padding": "1em", "border_radius": "0.5em",
-                        "box_shadow": "none"},
-            "buttons": {"font_color": "#ffffff", "font_family": "sans-serif",
-                        "font_weight": "600"},
+            "general": {
+                "color": "#6c47ff",
+                "background_color": "#ffffff",
+                "font_family": "sans-serif",
+                "font_color": "#151515",
+                "label_font_weight": "600",
+                "padding": "1em",
+                "border_radius": "0.5em",
+                "box_shadow": "none",
+            },
+            "buttons": {"font_color": "#ffffff", "font_family": "sans-serif", "font_weight": "600"},
             "accounts": {"background_color": "#ffffff"},
         },
         "fapi_url": issuer,
@@ -136,12 +169,18 @@ def environment_json(issuer: str) -> JSON:
         "display_config": display_config(issuer),
         "user_settings": user_settings(),
         "organization_settings": organization_settings(),
-        "api_keys_settings": {"user_api_keys_enabled": False, "show_in_user_profile": False,
-                              "orgs_api_keys_enabled": False, "show_in_org_profile": False},
+        "api_keys_settings": {
+            "user_api_keys_enabled": False,
+            "show_in_user_profile": False,
+            "orgs_api_keys_enabled": False,
+            "show_in_org_profile": False,
+        },
         "commerce_settings": {
-            "billing": {"stripe_publishable_key": None,
-                        "organization": {"enabled": False, "has_paid_plans": False},
-                        "user": {"enabled": False, "has_paid_plans": False}},
+            "billing": {
+                "stripe_publishable_key": None,
+                "organization": {"enabled": False, "has_paid_plans": False},
+                "user": {"enabled": False, "has_paid_plans": False},
+            },
         },
         "protect_config": {"object": "protect_config", "id": "protect_config", "loaders": []},
         "maintenance_mode": False,

@@ -114,9 +114,7 @@ class ServiceUnavailable(ClerkAPIError):
 
 def error_body(code: str, message: str, long_message: str, meta: dict[str, Any]) -> dict[str, Any]:
     return {
-        "errors": [
-            {"code": code, "message": message, "long_message": long_message, "meta": meta}
-        ]
+        "errors": [{"code": code, "message": message, "long_message": long_message, "meta": meta}]
     }
 
 
@@ -146,8 +144,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ClerkAPIError as exc:
         log.info(
             "clerk error",
-            extra={"method": request.method, "path": request.path, "status": exc.status,
-                   "code": exc.code},
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": exc.status,
+                "code": exc.code,
+            },
         )
         return error_response(exc)
     except web.HTTPException as exc:

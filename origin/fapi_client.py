@@ -36,8 +36,9 @@ async def get_jwks(request: web.Request) -> web.Response:
 
 async def post_dev_browser(request: web.Request) -> web.Response:
     """Development instances ask for a dev browser first; answer one (it is not used)."""
-    return json_response({"object": "dev_browser", "id": new_id("dvb"),
-                          "token": secrets.token_urlsafe(24)})
+    return json_response(
+        {"object": "dev_browser", "id": new_id("dvb"), "token": secrets.token_urlsafe(24)}
+    )
 
 
 async def get_client(request: web.Request) -> web.Response:
@@ -107,20 +108,28 @@ async def post_sign_in(request: web.Request) -> web.Response:
     password = str(form.get("password", ""))
     strategy = str(form.get("strategy", "password"))
     if not identifier:
-        raise FormError("Enter an email address.", code="form_param_missing",
-                        param_name="identifier")
+        raise FormError(
+            "Enter an email address.", code="form_param_missing", param_name="identifier"
+        )
     if strategy != "password":
-        raise FormError(f"Strategy {strategy!r} is not supported; use password.",
-                        code="form_param_value_invalid", param_name="strategy")
+        raise FormError(
+            f"Strategy {strategy!r} is not supported; use password.",
+            code="form_param_value_invalid",
+            param_name="strategy",
+        )
     if not password:
         raise FormError("Enter a password.", code="form_param_missing", param_name="password")
     user = state.store.user_by_email(identifier)
     if user is None:
-        raise FormError("Couldn't find your account.", code="form_identifier_not_found",
-                        param_name="identifier")
+        raise FormError(
+            "Couldn't find your account.", code="form_identifier_not_found", param_name="identifier"
+        )
     if not await asyncio.to_thread(verify_password, password, user.password_hash):
-        raise FormError("Password is incorrect. Try again, or use another method.",
-                        code="form_password_incorrect", param_name="password")
+        raise FormError(
+            "Password is incorrect. Try again, or use another method.",
+            code="form_password_incorrect",
+            param_name="password",
+        )
 
     client, credential = find_or_create_client(state, request)
     now_ms = state.now_ms()

@@ -84,14 +84,14 @@ async def post_touch(request: web.Request) -> web.Response:
     return _session_answer(state, request, client, session.id)
 
 
-def _session_answer(state: OriginState, request: web.Request, client: Client,
-                    session_id: str) -> web.Response:
+def _session_answer(
+    state: OriginState, request: web.Request, client: Client, session_id: str
+) -> web.Response:
     session = state.store.session(session_id)
     if session is None:
         raise NotFound(f"Session {session_id} not found")
     azp = azp_of(request)
-    body = shapes.envelope(session_payload(state, session, azp),
-                           client_payload(state, client, azp))
+    body = shapes.envelope(session_payload(state, session, azp), client_payload(state, client, azp))
     response = json_response(body)
     hand_out(request, response, None)
     return response
@@ -105,8 +105,9 @@ async def _finish(request: web.Request, status: str) -> web.Response:
         state.store.set_session_status(session.id, status, now_ms)
     if client.last_active_session_id == session.id:
         remaining = state.store.sessions_of_client(client.id)
-        state.store.set_last_active_session(client.id, remaining[-1].id if remaining else None,
-                                            now_ms)
+        state.store.set_last_active_session(
+            client.id, remaining[-1].id if remaining else None, now_ms
+        )
     return _session_answer(state, request, client, session.id)
 
 

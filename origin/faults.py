@@ -115,11 +115,17 @@ async def set_faults(request: web.Request) -> web.Response:
     mode = body.get("mode", "ok")
     latency_ms = body.get("latency_ms", 0)
     if mode not in MODES:
-        raise BadRequest(f"mode must be one of {', '.join(MODES)}",
-                         code="form_param_value_invalid", meta={"param_name": "mode"})
+        raise BadRequest(
+            f"mode must be one of {', '.join(MODES)}",
+            code="form_param_value_invalid",
+            meta={"param_name": "mode"},
+        )
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
-        raise BadRequest("latency_ms must be a non-negative integer",
-                         code="form_param_value_invalid", meta={"param_name": "latency_ms"})
+        raise BadRequest(
+            "latency_ms must be a non-negative integer",
+            code="form_param_value_invalid",
+            meta={"param_name": "latency_ms"},
+        )
     faults = request.app[FAULTS]
     faults.set(mode, latency_ms)
     return json_response(faults.as_json())

@@ -22,8 +22,11 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
-_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
-                       "OKP": ("crv", "kty", "x")}
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
 
 
 class KeyFileError(ValueError):
@@ -66,8 +69,9 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")))
     if members is None:
         raise KeyFileError(f"unsupported kty for a thumbprint: {jwk.get('kty')!r}")
-    canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"),
-                           sort_keys=True)
+    canonical = json.dumps(
+        {name: jwk[name] for name in members}, separators=(",", ":"), sort_keys=True
+    )
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -102,8 +106,11 @@ def _describe(key: PrivateKey | PublicKey, own_kid: str | None, own_alg: str | N
     alg = _alg_for(key)
     if own_alg is not None and own_alg != alg:
         raise KeyFileError(f"JWK alg {own_alg!r} does not match its key type ({alg})")
-    jwk = {k: v for k, v in _public_jwk_dict(_public_of(key)).items()
-           if k in ("kty", "n", "e", "crv", "x", "y")}
+    jwk = {
+        k: v
+        for k, v in _public_jwk_dict(_public_of(key)).items()
+        if k in ("kty", "n", "e", "crv", "x", "y")
+    }
     kid = own_kid or thumbprint(jwk)
     return PublicJWK(kid=kid, alg=alg, jwk={**jwk, "kid": kid, "alg": alg, "use": "sig"})
 

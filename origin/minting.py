@@ -40,8 +40,14 @@ def mint_session_token(
     membership = membership_for(state, user, org_id)
     now = state.now_s()
     payload = claims.session_claims(
-        user=user, session=session, membership=membership, issuer=state.settings.issuer,
-        now_s=now, lifetime_s=state.settings.token_lifetime_s, jti=_jti(), azp=azp,
+        user=user,
+        session=session,
+        membership=membership,
+        issuer=state.settings.issuer,
+        now_s=now,
+        lifetime_s=state.settings.token_lifetime_s,
+        jti=_jti(),
+        azp=azp,
     )
     token = state.key.sign(payload, {"cat": claims.SESSION_CAT, "oiat": now})
     state.store.record_activity(session.id, token, org_id or None, now * 1000)
@@ -54,12 +60,19 @@ def mint_template_token(
     """A JWT template token, in the session's active organization if it still has one."""
     membership = (
         state.store.membership(session.last_active_org_id, user.id)
-        if session.last_active_org_id else None
+        if session.last_active_org_id
+        else None
     )
     payload = claims.template_claims(
-        custom=template.claims, user=user, session=session, membership=membership,
-        issuer=state.settings.issuer, now_s=state.now_s(), lifetime_s=template.lifetime_s,
-        jti=_jti(), azp=azp,
+        custom=template.claims,
+        user=user,
+        session=session,
+        membership=membership,
+        issuer=state.settings.issuer,
+        now_s=state.now_s(),
+        lifetime_s=template.lifetime_s,
+        jti=_jti(),
+        azp=azp,
     )
     return state.key.sign(payload, {"cat": claims.template_cat(template.name)})
 
@@ -89,15 +102,18 @@ def session_payload(state: OriginState, session: Session, azp: str | None) -> di
     org_id = session.last_active_org_id
     if org_id and state.store.membership(org_id, user.id) is None:
         org_id = None  # the membership is gone: back to the personal workspace
-    if session.status == "active" and _needs_token(session.last_active_token, org_id,
-                                                   state.now_s()):
+    if session.status == "active" and _needs_token(
+        session.last_active_token, org_id, state.now_s()
+    ):
         mint_session_token(state, session, user, org_id, azp)
         session = state.store.session(session.id) or session
     return shapes.session_json(session, user, state.store.memberships_of(user.id), state.now_s())
 
 
 def client_payload(
-    state: OriginState, client: Client, azp: str | None,
+    state: OriginState,
+    client: Client,
+    azp: str | None,
     sessions: list[Session] | None = None,
 ) -> dict[str, Any]:
     """ClientJSON with the client's active sessions (or the `sessions` given)."""

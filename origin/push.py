@@ -24,8 +24,14 @@ PUSH_PATH = "/__minter/push"
 
 
 class Pusher:
-    def __init__(self, session: aiohttp.ClientSession, edges: tuple[str, ...], secret: str,
-                 timeout_s: float, stats: Stats) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        edges: tuple[str, ...],
+        secret: str,
+        timeout_s: float,
+        stats: Stats,
+    ) -> None:
         self._session = session
         self._edges = edges
         self._secret = secret
@@ -41,7 +47,10 @@ class Pusher:
         url = edge.rstrip("/") + PUSH_PATH
         try:
             async with self._session.post(
-                url, json=body, timeout=self._timeout, allow_redirects=False,
+                url,
+                json=body,
+                timeout=self._timeout,
+                allow_redirects=False,
                 headers={"Authorization": f"Bearer {self._secret}"},
             ) as response:
                 await response.read()
@@ -63,6 +72,7 @@ async def pusher_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one ClientSession for all pushes, closed with the app."""
     settings = app[STATE].settings
     async with aiohttp.ClientSession() as session:
-        app[PUSHER] = Pusher(session, settings.edges, settings.push_secret,
-                             settings.push_timeout_s, app[STATS])
+        app[PUSHER] = Pusher(
+            session, settings.edges, settings.push_secret, settings.push_timeout_s, app[STATS]
+        )
         yield

@@ -83,22 +83,35 @@ def seed_if_empty(db: sqlite3.Connection, now_ms: int) -> bool:
     with db:
         db.execute("BEGIN")
         for key, (name, permissions) in seed.ROLES.items():
-            db.execute("INSERT INTO roles VALUES (?, ?, ?)",
-                       (key, name, json.dumps(permissions)))
+            db.execute("INSERT INTO roles VALUES (?, ?, ?)", (key, name, json.dumps(permissions)))
         for u in seed.USERS:
             db.execute(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (u["id"], u["email"], "idn_" + u["id"].removeprefix("user_"),
-                 u["first_name"], u["last_name"], hash_password(u["password"]),
-                 json.dumps(u["public_metadata"]), now_ms, now_ms),
+                (
+                    u["id"],
+                    u["email"],
+                    "idn_" + u["id"].removeprefix("user_"),
+                    u["first_name"],
+                    u["last_name"],
+                    hash_password(u["password"]),
+                    json.dumps(u["public_metadata"]),
+                    now_ms,
+                    now_ms,
+                ),
             )
         for o in seed.ORGANIZATIONS:
-            db.execute("INSERT INTO organizations VALUES (?, ?, ?, '{}', ?, ?)",
-                       (o["id"], o["name"], o["slug"], now_ms, now_ms))
+            db.execute(
+                "INSERT INTO organizations VALUES (?, ?, ?, '{}', ?, ?)",
+                (o["id"], o["name"], o["slug"], now_ms, now_ms),
+            )
         for m in seed.MEMBERSHIPS:
-            db.execute("INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?)",
-                       (m["id"], m["org_id"], m["user_id"], m["role"], now_ms, now_ms))
+            db.execute(
+                "INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?)",
+                (m["id"], m["org_id"], m["user_id"], m["role"], now_ms, now_ms),
+            )
         for t in seed.TEMPLATES:
-            db.execute("INSERT INTO jwt_templates VALUES (?, ?, ?)",
-                       (t["name"], json.dumps(t["claims"]), t["lifetime_s"]))
+            db.execute(
+                "INSERT INTO jwt_templates VALUES (?, ?, ?)",
+                (t["name"], json.dumps(t["claims"]), t["lifetime_s"]),
+            )
     return True

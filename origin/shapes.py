@@ -124,9 +124,7 @@ def user_json(user: User, memberships: list[Membership]) -> JSON:
     }
 
 
-def session_json(
-    session: Session, user: User, memberships: list[Membership], now_s: int
-) -> JSON:
+def session_json(session: Session, user: User, memberships: list[Membership], now_s: int) -> JSON:
     active = session.status == "active"
     token = session.last_active_token if active else None
     first_factor_minutes = max(0, (now_s - session.first_factor_at // 1000) // 60)
@@ -165,16 +163,21 @@ def client_json(client: Client, sessions: list[JSON]) -> JSON:
     }
 
 
-def sign_in_json(sign_in_id: str, identifier: str, user: User, session_id: str,
-                 now_ms: int) -> JSON:
+def sign_in_json(
+    sign_in_id: str, identifier: str, user: User, session_id: str, now_ms: int
+) -> JSON:
     return {
         "object": "sign_in",
         "id": sign_in_id,
         "status": "complete",
         "supported_identifiers": ["email_address"],
         "identifier": identifier,
-        "user_data": {"first_name": user.first_name, "last_name": user.last_name,
-                      "image_url": "", "has_image": False},
+        "user_data": {
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "image_url": "",
+            "has_image": False,
+        },
         "supported_first_factors": [{"strategy": "password"}],
         "supported_second_factors": [],
         "first_factor_verification": verification_json("password", now_ms),

@@ -127,17 +127,21 @@ class Store:
         return _user(row) if row is not None else None
 
     def set_public_metadata(self, user_id: str, metadata: dict[str, Any], now_ms: int) -> None:
-        self._db.execute("UPDATE users SET public_metadata = ?, updated_at = ? WHERE id = ?",
-                         (json.dumps(metadata), now_ms, user_id))
+        self._db.execute(
+            "UPDATE users SET public_metadata = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(metadata), now_ms, user_id),
+        )
 
     def memberships_of(self, user_id: str) -> list[Membership]:
-        rows = self._db.execute(_MEMBERSHIP_SELECT + " WHERE m.user_id = ? ORDER BY m.created_at",
-                                (user_id,)).fetchall()
+        rows = self._db.execute(
+            _MEMBERSHIP_SELECT + " WHERE m.user_id = ? ORDER BY m.created_at", (user_id,)
+        ).fetchall()
         return [_membership(r) for r in rows]
 
     def membership(self, org_id: str, user_id: str) -> Membership | None:
-        row = self._db.execute(_MEMBERSHIP_SELECT + " WHERE m.org_id = ? AND m.user_id = ?",
-                               (org_id, user_id)).fetchone()
+        row = self._db.execute(
+            _MEMBERSHIP_SELECT + " WHERE m.org_id = ? AND m.user_id = ?", (org_id, user_id)
+        ).fetchone()
         return _membership(row) if row is not None else None
 
     def role_exists(self, role: str) -> bool:
@@ -152,34 +156,58 @@ class Store:
     # clients and sessions
 
     def create_client(self, client_id: str, token_hash: str, now_ms: int) -> Client:
-        self._db.execute("INSERT INTO clients VALUES (?, ?, NULL, ?, ?)",
-                         (client_id, token_hash, now_ms, now_ms))
+        self._db.execute(
+            "INSERT INTO clients VALUES (?, ?, NULL, ?, ?)", (client_id, token_hash, now_ms, now_ms)
+        )
         return Client(client_id, None, now_ms, now_ms)
 
     def client_by_token_hash(self, token_hash: str) -> Client | None:
         row = self._db.execute(
             "SELECT id, last_active_session_id, created_at, updated_at FROM clients"
-            " WHERE token_hash = ?", (token_hash,)).fetchone()
+            " WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
         return Client(*row) if row is not None else None
 
     def client_by_id(self, client_id: str) -> Client | None:
         row = self._db.execute(
-            "SELECT id, last_active_session_id, created_at, updated_at FROM clients"
-            " WHERE id = ?", (client_id,)).fetchone()
+            "SELECT id, last_active_session_id, created_at, updated_at FROM clients WHERE id = ?",
+            (client_id,),
+        ).fetchone()
         return Client(*row) if row is not None else None
 
     def set_last_active_session(self, client_id: str, session_id: str | None, now_ms: int) -> None:
         self._db.execute(
             "UPDATE clients SET last_active_session_id = ?, updated_at = ? WHERE id = ?",
-            (session_id, now_ms, client_id))
+            (session_id, now_ms, client_id),
+        )
 
-    def create_session(self, session_id: str, client_id: str, user_id: str, now_ms: int,
-                       last_active_org_id: str | None) -> Session:
-        session = Session(session_id, client_id, user_id, "active", now_ms, last_active_org_id,
-                          None, now_ms, now_ms, now_ms, now_ms + SESSION_EXPIRE_MS,
-                          now_ms + SESSION_ABANDON_MS)
-        self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         tuple(session.__dict__.values()))
+    def create_session(
+        self,
+        session_id: str,
+        client_id: str,
+        user_id: str,
+        now_ms: int,
+        last_active_org_id: str | None,
+    ) -> Session:
+        session = Session(
+            session_id,
+            client_id,
+            user_id,
+            "active",
+            now_ms,
+            last_active_org_id,
+            None,
+            now_ms,
+            now_ms,
+            now_ms,
+            now_ms + SESSION_EXPIRE_MS,
+            now_ms + SESSION_ABANDON_MS,
+        )
+        self._db.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(session.__dict__.values()),
+        )
         return session
 
     def session(self, session_id: str) -> Session | None:
@@ -189,35 +217,49 @@ class Store:
     def sessions_of_client(self, client_id: str, status: str | None = "active") -> list[Session]:
         if status is None:
             rows = self._db.execute(
-                "SELECT * FROM sessions WHERE client_id = ? ORDER BY created_at",
-                (client_id,)).fetchall()
+                "SELECT * FROM sessions WHERE client_id = ? ORDER BY created_at", (client_id,)
+            ).fetchall()
         else:
             rows = self._db.execute(
                 "SELECT * FROM sessions WHERE client_id = ? AND status = ? ORDER BY created_at",
-                (client_id, status)).fetchall()
+                (client_id, status),
+            ).fetchall()
         return [Session(*r) for r in rows]
 
     def set_session_status(self, session_id: str, status: str, now_ms: int) -> None:
-        self._db.execute("UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
-                         (status, now_ms, session_id))
+        self._db.execute(
+            "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+            (status, now_ms, session_id),
+        )
 
-    def record_activity(self, session_id: str, token: str | None, org_id: str | None,
-                        now_ms: int) -> None:
+    def record_activity(
+        self, session_id: str, token: str | None, org_id: str | None, now_ms: int
+    ) -> None:
         """Remember the session's latest token and active organization."""
         self._db.execute(
             "UPDATE sessions SET last_active_token = COALESCE(?, last_active_token),"
             " last_active_org_id = ?, last_active_at = ?, updated_at = ? WHERE id = ?",
-            (token, org_id, now_ms, now_ms, session_id))
+            (token, org_id, now_ms, now_ms, session_id),
+        )
 
     # JWT templates
 
     def template(self, name: str) -> Template | None:
-        row = self._db.execute("SELECT name, claims, lifetime_s FROM jwt_templates WHERE name = ?",
-                               (name,)).fetchone()
+        row = self._db.execute(
+            "SELECT name, claims, lifetime_s FROM jwt_templates WHERE name = ?", (name,)
+        ).fetchone()
         return Template(row[0], json.loads(row[1]), row[2]) if row is not None else None
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(row["id"], row["email"], row["email_id"], row["first_name"], row["last_name"],
-                row["password_hash"], json.loads(row["public_metadata"]), row["created_at"],
-                row["updated_at"])
+    return User(
+        row["id"],
+        row["email"],
+        row["email_id"],
+        row["first_name"],
+        row["last_name"],
+        row["password_hash"],
+        json.loads(row["public_metadata"]),
+        row["created_at"],
+        row["updated_at"],
+    )

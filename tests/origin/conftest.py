@@ -19,9 +19,13 @@ from origin import OriginSettings, create_app
 def rsa_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path_factory.mktemp("keys") / "instance.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -33,8 +37,13 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path: Path, rsa_pem: Path, clock: FakeClock) -> OriginSettings:
     return OriginSettings(
-        database=tmp_path / "origin.db", signing_key=rsa_pem, issuer=ISSUER,
-        secret_key=SECRET_KEY, push_secret=PUSH_SECRET, token_lifetime_s=60, clock=clock,
+        database=tmp_path / "origin.db",
+        signing_key=rsa_pem,
+        issuer=ISSUER,
+        secret_key=SECRET_KEY,
+        push_secret=PUSH_SECRET,
+        token_lifetime_s=60,
+        clock=clock,
     )
 
 
@@ -46,8 +55,7 @@ def make_origin(aiohttp_client: Any, settings: OriginSettings) -> MakeOrigin:
     """Start an origin; keyword arguments override settings."""
 
     async def make(**overrides: Any) -> Client:
-        client: Client = await aiohttp_client(
-            create_app(replace(settings, **overrides)))
+        client: Client = await aiohttp_client(create_app(replace(settings, **overrides)))
         return client
 
     return make
@@ -56,5 +64,3 @@ def make_origin(aiohttp_client: Any, settings: OriginSettings) -> MakeOrigin:
 @pytest.fixture
 async def origin(make_origin: MakeOrigin) -> Client:
     return await make_origin()
-
-

@@ -30,20 +30,24 @@ class FakeClock:
         self.now += seconds
 
 
-async def sign_in(client: Client,
-                  email: str = seed.ALICE_EMAIL, password: str = seed.ALICE_PASSWORD,
-                  **kwargs: Any) -> dict[str, Any]:
+async def sign_in(
+    client: Client,
+    email: str = seed.ALICE_EMAIL,
+    password: str = seed.ALICE_PASSWORD,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Sign in with a password; answer the FAPI body."""
     response = await client.post(
         "/v1/client/sign_ins",
-        data={"identifier": email, "password": password, "strategy": "password"}, **kwargs)
+        data={"identifier": email, "password": password, "strategy": "password"},
+        **kwargs,
+    )
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     return body
 
 
-async def public_key(client: Client,
-                     kid: str) -> Any:
+async def public_key(client: Client, kid: str) -> Any:
     response = await client.get("/v1/jwks")
     for jwk in (await response.json())["keys"]:
         if jwk["kid"] == kid:
@@ -59,7 +63,11 @@ async def verified(client: Client, token: str) -> tuple[dict[str, Any], dict[str
     """
     header = jwt.get_unverified_header(token)
     key = await public_key(client, header["kid"])
-    claims = jwt.decode(token, key, algorithms=[header["alg"]], issuer=ISSUER,
-                        options={"verify_exp": False, "verify_iat": False,
-                                 "verify_nbf": False})
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=[header["alg"]],
+        issuer=ISSUER,
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
     return header, claims

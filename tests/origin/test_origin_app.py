@@ -30,8 +30,16 @@ def test_settings_defaults(tmp_path: Path) -> None:
         settings.port = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("bad", [{"port": 70000}, {"latency_ms": -1}, {"token_lifetime_s": 0},
-                                 {"edges": ("ftp://x",)}, {"secret_key": ""}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"port": 70000},
+        {"latency_ms": -1},
+        {"token_lifetime_s": 0},
+        {"edges": ("ftp://x",)},
+        {"secret_key": ""},
+    ],
+)
 def test_settings_are_validated(tmp_path: Path, bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case fails on its own message
         OriginSettings(database=tmp_path / "o.db", signing_key=tmp_path / "k.pem", **bad)
@@ -55,8 +63,9 @@ async def test_seed_only_once_and_passwords_hashed(make_origin: Any, tmp_path: P
     await sign_in(second)  # the seeded users are still there, and usable
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT COUNT(*) FROM users").fetchone() == (2,)
-        [(stored,)] = db.execute("SELECT password_hash FROM users WHERE id = ?",
-                                 (seed.ALICE_ID,)).fetchall()
+        [(stored,)] = db.execute(
+            "SELECT password_hash FROM users WHERE id = ?", (seed.ALICE_ID,)
+        ).fetchall()
     assert seed.ALICE_PASSWORD not in stored
     assert stored.startswith("scrypt$")
 

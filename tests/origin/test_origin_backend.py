@@ -21,8 +21,9 @@ class Edge:
         self.received: list[tuple[str, str | None, Any]] = []
 
     async def push(self, request: web.Request) -> web.Response:
-        self.received.append((request.path, request.headers.get("Authorization"),
-                              await request.json()))
+        self.received.append(
+            (request.path, request.headers.get("Authorization"), await request.json())
+        )
         return web.json_response({"ok": True})
 
 
@@ -37,8 +38,9 @@ async def edge(aiohttp_server: Any) -> tuple[Edge, str]:
 
 async def _alice_org_token(origin: Client) -> tuple[str, dict[str, Any]]:
     sid = (await sign_in(origin))["response"]["created_session_id"]
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                                 data={"organization_id": seed.ACME_ID})
+    response = await origin.post(
+        f"/v1/client/sessions/{sid}/tokens", data={"organization_id": seed.ACME_ID}
+    )
     _, claims = await verified(origin, (await response.json())["jwt"])
     return sid, claims
 
@@ -61,8 +63,9 @@ async def test_role_change_shows_in_the_next_token_and_is_pushed(
         ("/__clerk/__minter/push", f"Bearer {PUSH_SECRET}", {"stale_users": [seed.ALICE_ID]})
     ]
 
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                                 data={"organization_id": seed.ACME_ID})
+    response = await origin.post(
+        f"/v1/client/sessions/{sid}/tokens", data={"organization_id": seed.ACME_ID}
+    )
     _, claims = await verified(origin, (await response.json())["jwt"])
     assert claims["o"]["rol"] == "member"
     assert claims["o"]["per"] == "read"
@@ -105,8 +108,7 @@ async def test_revoke_signs_the_session_out_and_is_pushed(
         ("/__clerk/__minter/push", f"Bearer {PUSH_SECRET}", {"revoked_sessions": [sid]})
     ]
 
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                                 data={"organization_id": ""})
+    response = await origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""})
     assert response.status == 401
     assert (await response.json())["errors"][0]["code"] == "signed_out"
 
@@ -130,21 +132,23 @@ async def test_user_metadata_change_shows_in_the_next_token(
     recorder, url = edge
     origin = await make_origin(edges=(url,))
     sid = (await sign_in(origin))["response"]["created_session_id"]
-    response = await origin.patch(f"/backend/v1/users/{seed.ALICE_ID}/metadata",
-                                  json={"public_metadata": {"plan": "team", "beta": True}},
-                                  headers=ADMIN)
+    response = await origin.patch(
+        f"/backend/v1/users/{seed.ALICE_ID}/metadata",
+        json={"public_metadata": {"plan": "team", "beta": True}},
+        headers=ADMIN,
+    )
     assert response.status == 200
     assert (await response.json())["public_metadata"] == {"plan": "team", "beta": True}
     assert recorder.received[-1][2] == {"stale_users": [seed.ALICE_ID]}
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                                 data={"organization_id": ""})
+    response = await origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""})
     _, claims = await verified(origin, (await response.json())["jwt"])
     assert claims["plan"] == "team"
     assert claims["beta"] is True
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "sk_test_secret"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sk_test_secret"}]
+)
 async def test_backend_needs_the_secret_key(origin: Client, headers: dict[str, str]) -> None:
     response = await origin.patch(MEMBERSHIP, json={"role": "org:member"}, headers=headers)
     assert response.status == 401

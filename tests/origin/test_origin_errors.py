@@ -40,7 +40,9 @@ async def test_wrong_method_is_a_clerk_405(origin: Client) -> None:
 async def test_malformed_json_on_the_backend_is_a_clerk_400(origin: Client) -> None:
     response = await origin.patch(
         "/backend/v1/organizations/org_acme/memberships/user_alice",
-        data=b"{not json", headers={**ADMIN, "Content-Type": "application/json"})
+        data=b"{not json",
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
     assert response.status == 400
     assert _is_clerk_error(await response.json())
 
@@ -48,8 +50,12 @@ async def test_malformed_json_on_the_backend_is_a_clerk_400(origin: Client) -> N
 async def test_cors_preflight_is_answered(origin: Client) -> None:
     response = await origin.options(
         "/v1/client/sessions/sess_1/tokens",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type"})
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
@@ -58,16 +64,19 @@ async def test_cors_preflight_is_answered(origin: Client) -> None:
 
 
 async def test_errors_carry_cors_headers_too(origin: Client) -> None:
-    response = await origin.post("/v1/client/sessions/sess_1/tokens",
-                                 headers={"Origin": "http://localhost:3000"})
+    response = await origin.post(
+        "/v1/client/sessions/sess_1/tokens", headers={"Origin": "http://localhost:3000"}
+    )
     assert response.status == 401
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
 
 
 async def test_an_oversized_body_is_a_clerk_413(origin: Client) -> None:
     response = await origin.post(
-        "/v1/client/sign_ins", data=io.BytesIO(b"identifier=" + b"x" * (2 * 1024 * 1024)),
-        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        "/v1/client/sign_ins",
+        data=io.BytesIO(b"identifier=" + b"x" * (2 * 1024 * 1024)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status == 413
     body = await response.json()
     assert _is_clerk_error(body)

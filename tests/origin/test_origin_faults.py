@@ -20,10 +20,13 @@ async def _set(origin: Client, **body: Any) -> dict[str, Any]:
 
 async def test_error503_fails_every_fapi_request_in_clerk_shape(origin: Client) -> None:
     sid = (await sign_in(origin))["response"]["created_session_id"]
-    assert await _set(origin, mode="error503") == {"mode": "error503", "latency_ms": 0,
-                                                   "held": 0}
-    for method, path in [("GET", "/v1/environment"), ("GET", "/v1/client"),
-                         ("POST", f"/v1/client/sessions/{sid}/tokens"), ("GET", "/v1/jwks")]:
+    assert await _set(origin, mode="error503") == {"mode": "error503", "latency_ms": 0, "held": 0}
+    for method, path in [
+        ("GET", "/v1/environment"),
+        ("GET", "/v1/client"),
+        ("POST", f"/v1/client/sessions/{sid}/tokens"),
+        ("GET", "/v1/jwks"),
+    ]:
         response = await origin.request(method, path)
         assert response.status == 503, path
         assert response.headers["Retry-After"] == "1"
@@ -51,7 +54,8 @@ async def test_hang_holds_requests_until_the_mode_changes(origin: Client) -> Non
     faults = origin.app[FAULTS]
 
     pending = asyncio.ensure_future(
-        origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""}))
+        origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""})
+    )
     await faults.wait_held(1)
     assert not pending.done()
     shown = await (await origin.get("/__origin/faults", headers=ADMIN)).json()
@@ -73,8 +77,11 @@ async def test_hang_then_error503_answers_the_held_requests_with_503(origin: Cli
 
 
 async def test_slow_mode_is_shown_and_still_answers(origin: Client) -> None:
-    assert await _set(origin, mode="slow", latency_ms=5) == {"mode": "slow", "latency_ms": 5,
-                                                            "held": 0}
+    assert await _set(origin, mode="slow", latency_ms=5) == {
+        "mode": "slow",
+        "latency_ms": 5,
+        "held": 0,
+    }
     response = await origin.get("/v1/environment")
     assert response.status == 200
 
@@ -85,8 +92,14 @@ async def test_settings_latency_still_answers(make_origin: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{"mode": "explode"}, {"mode": "slow", "latency_ms": -1},
-             {"mode": "slow", "latency_ms": "5"}, ["ok"]])
+    "body",
+    [
+        {"mode": "explode"},
+        {"mode": "slow", "latency_ms": -1},
+        {"mode": "slow", "latency_ms": "5"},
+        ["ok"],
+    ],
+)
 async def test_bad_fault_settings_are_refused(origin: Client, body: Any) -> None:
     response = await origin.post("/__origin/faults", json=body, headers=ADMIN)
     assert response.status == 400
@@ -95,14 +108,19 @@ async def test_bad_fault_settings_are_refused(origin: Client, body: Any) -> None
     assert shown["mode"] == "ok"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/__origin/faults"),
-                                              ("POST", "/__origin/faults"),
-                                              ("GET", "/__origin/stats"),
-                                              ("DELETE", "/__origin/stats")])
-async def test_admin_endpoints_need_the_secret_key(origin: Client, method: str,
-                                                    path: str) -> None:
-    response = await origin.request(method, path, json={"mode": "error503"},
-                                    headers={"Authorization": "Bearer nope"})
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/__origin/faults"),
+        ("POST", "/__origin/faults"),
+        ("GET", "/__origin/stats"),
+        ("DELETE", "/__origin/stats"),
+    ],
+)
+async def test_admin_endpoints_need_the_secret_key(origin: Client, method: str, path: str) -> None:
+    response = await origin.request(
+        method, path, json={"mode": "error503"}, headers={"Authorization": "Bearer nope"}
+    )
     assert response.status == 401
     assert (await response.json())["errors"][0]["code"] == "authentication_invalid"
     assert (await origin.get("/v1/environment")).status == 200

@@ -10,8 +10,11 @@ from origin import seed
 async def test_sign_in_completes_and_sets_the_client_cookie(origin: Client) -> None:
     response = await origin.post(
         "/v1/client/sign_ins",
-        data={"identifier": seed.ALICE_EMAIL, "password": seed.ALICE_PASSWORD,
-              "strategy": "password"},
+        data={
+            "identifier": seed.ALICE_EMAIL,
+            "password": seed.ALICE_PASSWORD,
+            "strategy": "password",
+        },
     )
     assert response.status == 200
     body = await response.json()
@@ -48,8 +51,9 @@ async def test_the_cookie_identifies_the_client_afterwards(origin: Client) -> No
     signed_in = await sign_in(origin)
     sid = signed_in["response"]["created_session_id"]
 
-    response = await origin.get("/v1/client", params={"__clerk_api_version": "2025-04-10",
-                                                      "_clerk_js_version": "5.0.0"})
+    response = await origin.get(
+        "/v1/client", params={"__clerk_api_version": "2025-04-10", "_clerk_js_version": "5.0.0"}
+    )
     body = await response.json()
     assert body["client"] is None
     assert body["response"]["id"] == signed_in["client"]["id"]

@@ -11,13 +11,13 @@ from origin import seed
 async def _two_sessions(origin: Client) -> tuple[str, str]:
     alice = (await sign_in(origin))["response"]["created_session_id"]
     bob = (await sign_in(origin, seed.BOB_EMAIL, seed.BOB_PASSWORD))["response"][
-        "created_session_id"]
+        "created_session_id"
+    ]
     return alice, bob
 
 
 async def _token_status(origin: Client, sid: str) -> int:
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                                 data={"organization_id": ""})
+    response = await origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""})
     return response.status
 
 
@@ -34,8 +34,7 @@ async def test_one_session_signs_out(
     origin: Client, method: str, suffix: str, query: dict[str, str], status: str
 ) -> None:
     alice, bob = await _two_sessions(origin)
-    response = await origin.request(method, f"/v1/client/sessions/{alice}{suffix}",
-                                    params=query)
+    response = await origin.request(method, f"/v1/client/sessions/{alice}{suffix}", params=query)
     assert response.status == 200
     body = await response.json()
     assert body["response"]["object"] == "session"
@@ -119,8 +118,9 @@ async def test_sign_out_requests_are_counted_by_what_they_do(origin: Client) -> 
 
 async def test_touch_switches_the_active_organization(origin: Client) -> None:
     alice = (await sign_in(origin))["response"]["created_session_id"]
-    response = await origin.post(f"/v1/client/sessions/{alice}/touch",
-                                 data={"active_organization_id": seed.ACME_ID})
+    response = await origin.post(
+        f"/v1/client/sessions/{alice}/touch", data={"active_organization_id": seed.ACME_ID}
+    )
     assert response.status == 200
     body = await response.json()
     session = body["response"]
@@ -130,8 +130,9 @@ async def test_touch_switches_the_active_organization(origin: Client) -> None:
     _, claims = await verified(origin, session["last_active_token"]["jwt"])
     assert claims["o"]["id"] == seed.ACME_ID
 
-    response = await origin.post(f"/v1/client/sessions/{alice}/touch",
-                                 data={"active_organization_id": ""})
+    response = await origin.post(
+        f"/v1/client/sessions/{alice}/touch", data={"active_organization_id": ""}
+    )
     session = (await response.json())["response"]
     assert session["last_active_organization_id"] is None
     _, claims = await verified(origin, session["last_active_token"]["jwt"])
@@ -140,8 +141,10 @@ async def test_touch_switches_the_active_organization(origin: Client) -> None:
 
 async def test_touch_refuses_an_organization_the_user_is_not_in(origin: Client) -> None:
     bob = (await sign_in(origin, seed.BOB_EMAIL, seed.BOB_PASSWORD))["response"][
-        "created_session_id"]
-    response = await origin.post(f"/v1/client/sessions/{bob}/touch",
-                                 data={"active_organization_id": seed.ACME_ID})
+        "created_session_id"
+    ]
+    response = await origin.post(
+        f"/v1/client/sessions/{bob}/touch", data={"active_organization_id": seed.ACME_ID}
+    )
     assert response.status == 404
     assert (await response.json())["errors"][0]["code"] == "resource_not_found"

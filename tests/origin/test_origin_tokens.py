@@ -19,8 +19,9 @@ async def _alice(origin: Client) -> str:
 
 
 async def _mint(origin: Client, sid: str, org: str = "", **kwargs: Any) -> Any:
-    return await origin.post(f"/v1/client/sessions/{sid}/tokens",
-                             data={"organization_id": org}, **kwargs)
+    return await origin.post(
+        f"/v1/client/sessions/{sid}/tokens", data={"organization_id": org}, **kwargs
+    )
 
 
 async def test_token_answer_is_exactly_object_and_jwt(origin: Client) -> None:
@@ -45,8 +46,13 @@ async def test_personal_session_token_header_and_claims(origin: Client) -> None:
 
     jwks = await (await origin.get("/.well-known/jwks.json")).json()
     [jwk] = jwks["keys"]
-    assert header == {"alg": "RS256", "kid": jwk["kid"], "typ": "JWT",
-                      "cat": "cl_B7d4PD111AAA", "oiat": NOW}
+    assert header == {
+        "alg": "RS256",
+        "kid": jwk["kid"],
+        "typ": "JWT",
+        "cat": "cl_B7d4PD111AAA",
+        "oiat": NOW,
+    }
     assert (jwk["use"], jwk["alg"], jwk["kty"]) == ("sig", "RS256", "RSA")
 
     assert claims["sub"] == seed.ALICE_ID
@@ -70,8 +76,13 @@ async def test_org_token_carries_o_claim_with_role_without_prefix(origin: Client
     sid = await _alice(origin)
     token = (await (await _mint(origin, sid, seed.ACME_ID)).json())["jwt"]
     _, claims = await verified(origin, token)
-    assert claims["o"] == {"id": "org_acme", "slg": "acme", "rol": "admin",
-                           "per": "read,manage", "fpm": "3,1"}
+    assert claims["o"] == {
+        "id": "org_acme",
+        "slg": "acme",
+        "rol": "admin",
+        "per": "read,manage",
+        "fpm": "3,1",
+    }
     assert claims["fea"] == "o:reports,o:billing"
     assert claims["pla"] == "o:free"
 
@@ -96,8 +107,12 @@ async def test_ignored_fields_and_query_params_are_accepted(origin: Client) -> N
     sid = await _alice(origin)
     response = await origin.post(
         f"/v1/client/sessions/{sid}/tokens",
-        params={"__clerk_api_version": "2025-04-10", "_clerk_js_version": "5.1.0",
-                "debug": "skip_cache", "expired_token": "x.y.z"},
+        params={
+            "__clerk_api_version": "2025-04-10",
+            "_clerk_js_version": "5.1.0",
+            "debug": "skip_cache",
+            "expired_token": "x.y.z",
+        },
         data={"organization_id": "", "tab_state": "abc"},
     )
     assert response.status == 200
@@ -140,9 +155,11 @@ async def test_another_clients_session_is_not_found(origin: Client) -> None:
 
 async def test_template_token(origin: Client) -> None:
     sid = await _alice(origin)
-    response = await origin.post(f"/v1/client/sessions/{sid}/tokens/integration_demo",
-                                 data={"organization_id": ""},
-                                 headers={"Origin": "http://localhost:3000"})
+    response = await origin.post(
+        f"/v1/client/sessions/{sid}/tokens/integration_demo",
+        data={"organization_id": ""},
+        headers={"Origin": "http://localhost:3000"},
+    )
     assert response.status == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = await response.json()
@@ -186,8 +203,11 @@ async def test_jwks_lists_the_signing_key(origin: Client, path: str) -> None:
 
 async def test_stats_keep_the_last_token_request(origin: Client) -> None:
     sid = await _alice(origin)
-    await origin.post(f"/v1/client/sessions/{sid}/tokens", params={"_clerk_js_version": "5"},
-                      data={"organization_id": "", "tab_state": "t1"})
+    await origin.post(
+        f"/v1/client/sessions/{sid}/tokens",
+        params={"_clerk_js_version": "5"},
+        data={"organization_id": "", "tab_state": "t1"},
+    )
     await origin.post(f"/v1/client/sessions/{sid}/tokens/integration_demo")
     stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
     assert stats["sign_ins"] == 1
@@ -196,8 +216,11 @@ async def test_stats_keep_the_last_token_request(origin: Client) -> None:
     last = stats["last_token_request"]
     assert last["path"] == f"/v1/client/sessions/{sid}/tokens/integration_demo"
     assert last["form"] == {}
-    await origin.post(f"/v1/client/sessions/{sid}/tokens", params={"_clerk_js_version": "5"},
-                      data={"organization_id": "", "tab_state": "t1"})
+    await origin.post(
+        f"/v1/client/sessions/{sid}/tokens",
+        params={"_clerk_js_version": "5"},
+        data={"organization_id": "", "tab_state": "t1"},
+    )
     stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
     assert stats["tokens"] == 2
     assert stats["last_token_request"]["form"] == {"organization_id": "", "tab_state": "t1"}
