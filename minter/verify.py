@@ -150,9 +150,12 @@ def _check_claims(
         raise ClaimRejected("sub must be a string", claim="sub")
     if sub.startswith("mch_"):
         raise ClaimRejected("machine tokens are not session tokens", claim="sub")
-    if claims.get("iss") not in rules.issuers:
+    iss, azp = claims.get("iss"), claims.get("azp")
+    if not isinstance(iss, str) or iss not in rules.issuers:
         raise ClaimRejected("issuer is not allowed", claim="iss")
-    if rules.authorized_parties and claims.get("azp") not in rules.authorized_parties:
+    if rules.authorized_parties and (
+        not isinstance(azp, str) or azp not in rules.authorized_parties
+    ):
         raise ClaimRejected("authorized party is not allowed", claim="azp")
     iat, nbf, exp = (_time(claims, name) for name in _TIME_CLAIMS)
     if iat > now + rules.leeway_s:
@@ -192,10 +195,12 @@ def verify_session_token(
     if alg != key.alg:
         raise AlgorithmMismatch("alg does not match the key")
     signature = b64url_decode(signature_b64, what="signature")
+    # Decoded (not parsed) before the signature: it also refuses non-ASCII segments.
+    payload = b64url_decode(payload_b64, what="payload")
     signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
     if not key.verify(signature, signing_input):
         raise BadSignature("signature does not verify")
-    claims = parse_json_object(b64url_decode(payload_b64, what="payload"), what="payload")
+    claims = parse_json_object(payload, what="payload")
     oiat, iat, exp = _check_claims(claims, header, session_id=session_id, rules=rules, now=now)
     return VerifiedToken(
         header=header,
