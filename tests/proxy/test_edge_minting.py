@@ -208,9 +208,7 @@ async def test_forged_tokens_are_not_cloned(stack: Stack, tmp_path: Path) -> Non
         unsigned = pyjwt.encode(
             forged_claims, None, algorithm="none", headers={"kid": header["kid"]}
         )
-        hs256 = (
-            pyjwt.api_jws.PyJWS()._algorithms["HS256"]
-        )
+        hs256 = pyjwt.api_jws.PyJWS()._algorithms["HS256"]
         signing_input = sign_compact({**header, "alg": "HS256"}, forged_claims, stack.key).rsplit(
             ".", 1
         )[0]
