@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +24,9 @@ from .forward import Upstream
 from .health import OriginHealth
 from .keyring import KeyRing
 from .keys import load_signing_keys
+from .limits import LIMITS, Limits
 from .metrics import Metrics
+from .prober import probe_forever
 from .routes import dispatch
 from .services import SERVICES, Services
 from .store import MemoryStore, SessionStore
@@ -43,6 +46,20 @@ def _store(settings: Settings, clock: Callable[[], float]) -> SessionStore:
     )
 
 
+def _health(settings: Settings, clock: Callable[[], float], metrics: Metrics) -> OriginHealth:
+    origin = settings.origin
+    return OriginHealth(
+        clock=clock,
+        failure_threshold=origin.breaker_failures,
+        window_s=origin.breaker_window_s,
+        open_for_s=origin.breaker_open_s,
+        slow_s=origin.slow_answer_s,
+        probe_lease_s=origin.timeout_s + origin.connect_timeout_s,
+        forced=origin.outage,
+        on_change=lambda health: metrics.breaker_open.set(1 if health.outage else 0),
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -53,6 +70,7 @@ def create_app(
     """Build the edge. `clock` and `signing_keys` are injectable for tests and the demo."""
     keys = list(signing_keys) if signing_keys is not None else load_signing_keys(settings.keys)
     tokens = settings.tokens
+    metrics = Metrics()
     services = Services(
         settings=settings,
         clock=clock,
@@ -61,15 +79,13 @@ def create_app(
             jwks_url=settings.origin.base_url + settings.origin.jwks_path,
             min_refetch_s=settings.origin.jwks_min_refetch_s,
             clock=clock,
+            cache_file=Path(settings.origin.jwks_cache_file)
+            if settings.origin.jwks_cache_file
+            else None,
         ),
         store=store if store is not None else _store(settings, clock),
-        health=OriginHealth(
-            clock=clock,
-            failure_threshold=settings.origin.breaker_failures,
-            open_for_s=settings.origin.breaker_open_s,
-            forced_outage={"auto": None, "on": True, "off": False}[settings.origin.outage],
-        ),
-        metrics=Metrics(),
+        health=_health(settings, clock, metrics),
+        metrics=metrics,
         bounds=Bounds(
             max_claims_age_s=tokens.max_claims_age_s,
             outage_max_claims_age_s=tokens.outage_max_claims_age_s,
@@ -83,6 +99,12 @@ def create_app(
     )
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services
+    app[LIMITS] = Limits(
+        settings.limits,
+        clock=clock,
+        trusted_proxies=frozenset(settings.server.trusted_proxies),
+        registry=services.metrics.registry,
+    )
     app.cleanup_ctx.append(_origin_client)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
@@ -118,12 +140,22 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
     if not await keyring.refresh(session):
         log.warning("origin JWKS unavailable at start; will retry")
     refresher = asyncio.create_task(_refresh_jwks(services, session))
+    prober = asyncio.create_task(
+        probe_forever(
+            services.health,
+            session,
+            settings.origin.base_url + settings.origin.jwks_path,
+            timeout=services.upstream.token_timeout,
+            interval_s=min(1.0, settings.origin.breaker_open_s),
+        )
+    )
     try:
         yield
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
+        for task in (refresher, prober):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await services.store.close()
         await session.close()
 

@@ -182,6 +182,13 @@ class LimitSettings:
     per_session_burst: int = 20
     max_concurrent_signs: int = 64  # signatures in flight at once
 
+    def __post_init__(self) -> None:
+        _require(self.per_ip_per_s > 0, "limits.per_ip_per_s", "must be > 0")
+        _require(self.per_ip_burst >= 1, "limits.per_ip_burst", "must be >= 1")
+        _require(self.per_session_per_s > 0, "limits.per_session_per_s", "must be > 0")
+        _require(self.per_session_burst >= 1, "limits.per_session_burst", "must be >= 1")
+        _require(self.max_concurrent_signs >= 1, "limits.max_concurrent_signs", "must be >= 1")
+
 
 @dataclass(frozen=True, slots=True)
 class ReferenceOriginSettings:

@@ -40,6 +40,7 @@ from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
 from .forward import OriginAnswer, OriginFailure, fetch_buffered
 from .headers import forwarded_response_headers
+from .limits import LIMITS, SignBusy
 from .services import SERVICES, Services
 from .store import StoreUnavailable
 from .tokenlog import token_hint
@@ -86,6 +87,10 @@ async def handle_refresh(
     request: web.Request, session_id: str, template: str | None
 ) -> web.StreamResponse:
     services = request.app[SERVICES]
+    limits = request.app[LIMITS]
+    limited = limits.check_ip(request)  # before the body is read or anything verified
+    if limited is not None:
+        return limited
     body = await _read_body(request, services.settings.server.max_body_bytes)
     if isinstance(body, web.Response):
         return body
@@ -105,6 +110,10 @@ async def handle_refresh(
     verified: VerifiedToken | TokenRejected | None = None
     if posted is not None and template is None and not form.force_origin:
         verified = await _verify(services, posted, session_id, now)
+    if isinstance(verified, VerifiedToken):  # keyed only on a verified sid
+        limited = limits.check_session(request, session_id)
+        if limited is not None:
+            return limited
     refresh = _Refresh(refresh_request, form, verified)
     state = await _state(services, verified, session_id)
     decision = decide(
@@ -178,7 +187,13 @@ async def _mint(
 ) -> web.StreamResponse:
     started = time.perf_counter()
     session_id = refresh.request.session_id
-    jwt = mint_token(plan, key=services.keyring.active, now=now, jti=secrets.token_hex(10))
+    key, jti = services.keyring.active, secrets.token_hex(10)
+    try:
+        jwt = await request.app[LIMITS].signs.run(
+            lambda: mint_token(plan, key=key, now=now, jti=jti)
+        )
+    except SignBusy:
+        return request.app[LIMITS].busy(request)
     store = services.store
     try:
         if plan.remember is not None:

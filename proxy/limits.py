@@ -1,0 +1,245 @@
+"""Abuse limits on the token route: per-IP and per-session token buckets, a signing gate.
+
+Three limits, each applied where it cannot be turned against someone else:
+
+- **Per client IP, before anything else** (before the body is read or a
+  signature checked): `per_ip_per_s` with bursts of `per_ip_burst`. The IP is
+  the TCP peer; `X-Forwarded-For` is believed only when the peer is one of
+  `server.trusted_proxies`, and then its last entry (the one that trusted
+  proxy appended) names the client. IPv6 clients are keyed by their /64, the
+  smallest block a single host is usually given.
+- **Per verified session, after verification**: `per_session_per_s` with
+  bursts of `per_session_burst`, keyed only on the `sid` of a token whose
+  signature and claims passed. Garbage posted to a victim's path never
+  reaches this bucket, so it cannot drain the victim's budget.
+- **Concurrent signatures**: at most `max_concurrent_signs` edge signatures
+  run at once, each in a worker thread so the event loop keeps answering
+  other routes; at most `QUEUE_FACTOR` times that many refreshes wait for a
+  slot, and the ones past that get 503 `edge_busy` with `Retry-After` instead
+  of piling up.
+
+Over a rate limit the answer is 429 in the Clerk error shape with a whole
+`Retry-After` (at least 1 second). Buckets live in bounded cachetools TTL
+caches: an entry expires once its bucket would have refilled, so dropping it
+loses nothing, and under pressure the least recently used entries go first
+(which can only give their owner a fresh, full bucket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import web
+from cachetools import TTLCache
+from prometheus_client import CollectorRegistry, Counter
+
+from .config import LimitSettings
+from .errors import clerk_error
+
+__all__ = [
+    "LIMITS",
+    "MAX_TRACKED_KEYS",
+    "QUEUE_FACTOR",
+    "Limits",
+    "SignBusy",
+    "SignGate",
+    "TokenBuckets",
+    "client_ip",
+]
+
+MAX_TRACKED_KEYS = 100_000  # per bucket table; the least recently used go first
+QUEUE_FACTOR = 4  # refreshes that may wait for a signing slot, per slot
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """One token bucket per key, refilled at `rate` per second up to `burst`."""
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float],
+        max_keys: int = MAX_TRACKED_KEYS,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        # Past this age a bucket is full again, so forgetting it changes nothing.
+        refill_s = max(burst / rate, 1.0)
+        self._buckets: TTLCache[str, _Bucket] = TTLCache(
+            maxsize=max_keys, ttl=refill_s, timer=clock
+        )
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    @property
+    def max_keys(self) -> int:
+        return int(self._buckets.maxsize)
+
+    def take(self, key: str) -> float:
+        """Spend one token: 0.0 when allowed, else the seconds until one is available."""
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self.burst), updated=now)
+        else:
+            elapsed = max(0.0, now - bucket.updated)  # a clock stepping back refills nothing
+            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+            bucket.updated = now
+        allowed = bucket.tokens >= 1.0
+        if allowed:
+            bucket.tokens -= 1.0
+        self._buckets[key] = bucket  # (re)insert: resets the entry's expiry
+        return 0.0 if allowed else (1.0 - bucket.tokens) / self.rate
+
+
+class SignBusy(Exception):
+    """Every signing slot is taken and the waiting line is full."""
+
+
+class SignGate:
+    """At most `limit` signatures at once, off the event loop; a bounded waiting line."""
+
+    def __init__(self, limit: int, *, max_waiting: int) -> None:
+        self.limit = limit
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._slots = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one signing slot; raises SignBusy when the line is full."""
+        if self._slots.locked() and self.waiting >= self.max_waiting:
+            raise SignBusy
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def run(self, sign: Callable[[], T]) -> T:
+        """Run `sign` in a worker thread once a slot is free."""
+        async with self.slot():
+            return await asyncio.to_thread(sign)
+
+
+def _ip_key(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address.strip()[:64] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_ip(request: web.Request, trusted_proxies: frozenset[str]) -> str:
+    """The rate-limit key of a request's client (see the module docstring)."""
+    peer = request.remote or "unknown"
+    if peer in trusted_proxies:
+        forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return _ip_key(hops[-1])
+    return _ip_key(peer)
+
+
+def _retry_after(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+class Limits:
+    """The token route's limits, one instance per app (under `LIMITS`)."""
+
+    def __init__(
+        self,
+        settings: LimitSettings,
+        *,
+        clock: Callable[[], float],
+        trusted_proxies: frozenset[str] = frozenset(),
+        registry: CollectorRegistry | None = None,
+        max_keys: int = MAX_TRACKED_KEYS,
+    ) -> None:
+        self.per_ip = TokenBuckets(
+            rate=settings.per_ip_per_s, burst=settings.per_ip_burst, clock=clock, max_keys=max_keys
+        )
+        self.per_session = TokenBuckets(
+            rate=settings.per_session_per_s,
+            burst=settings.per_session_burst,
+            clock=clock,
+            max_keys=max_keys,
+        )
+        self.signs = SignGate(
+            settings.max_concurrent_signs,
+            max_waiting=QUEUE_FACTOR * settings.max_concurrent_signs,
+        )
+        self._trusted = trusted_proxies
+        self.limited = Counter(
+            "session_minter_limited",
+            "Token requests refused by a limit",
+            ["limit"],
+            registry=registry,
+        )
+
+    def check_ip(self, request: web.Request) -> web.Response | None:
+        """Before reading anything: None when allowed, else the 429 to send."""
+        wait = self.per_ip.take(client_ip(request, self._trusted))
+        if not wait:
+            return None
+        self.limited.labels("ip").inc()
+        return clerk_error(
+            request,
+            429,
+            "too_many_requests",
+            "too many token requests from this address",
+            retry_after_s=_retry_after(wait),
+        )
+
+    def check_session(self, request: web.Request, verified_session_id: str) -> web.Response | None:
+        """Only for a verified token's `sid`: None when allowed, else the 429 to send."""
+        wait = self.per_session.take(verified_session_id)
+        if not wait:
+            return None
+        self.limited.labels("session").inc()
+        return clerk_error(
+            request,
+            429,
+            "too_many_requests",
+            "too many token requests for this session",
+            retry_after_s=_retry_after(wait),
+        )
+
+    def busy(self, request: web.Request) -> web.Response:
+        self.limited.labels("signing").inc()
+        return clerk_error(
+            request,
+            503,
+            "edge_busy",
+            "too many tokens are being signed; retry shortly",
+            retry_after_s=1,
+        )
+
+
+LIMITS = web.AppKey("limits", Limits)

@@ -1,0 +1,239 @@
+"""Abuse limits on the token route, through the real edge in front of the real origin."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from minter import sign_compact
+from proxy.config import ConfigError, LimitSettings, ServerSettings
+from proxy.keygen import write_key
+from proxy.limits import LIMITS, QUEUE_FACTOR, TokenBuckets
+from proxy.services import SERVICES
+from tests.stack import (
+    BOB,
+    BROWSER_ORIGIN,
+    Answer,
+    Browser,
+    FakeClock,
+    Stack,
+    decode,
+    running_stack,
+)
+
+GENEROUS = LimitSettings(per_ip_per_s=1000.0, per_ip_burst=1000)
+
+
+def limited(stack: Stack) -> dict[str, float]:
+    registry = stack.edge_app[SERVICES].metrics.registry
+    return {
+        sample.labels["limit"]: sample.value
+        for metric in registry.collect()
+        if metric.name == "session_minter_limited"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def minted(stack: Stack) -> float:
+    return sum(n for (outcome, _), n in stack.decisions().items() if outcome == "minted")
+
+
+def assert_clerk_429(answer: Answer, retry_after: int) -> None:
+    assert answer.status == 429
+    assert answer.headers["Retry-After"] == str(retry_after)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
+    assert answer.headers["Access-Control-Allow-Credentials"] == "true"
+    [error] = answer.body["errors"]
+    assert set(error) == {"code", "message", "long_message", "meta"}
+    assert error["code"] == "too_many_requests"
+    assert error["message"]
+    assert error["meta"] == {}
+
+
+async def test_per_ip_limit_answers_before_anything_is_verified(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(per_ip_per_s=0.5, per_ip_burst=3)
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        for _ in range(2):
+            assert (await browser.refresh(sid, token=token)).status == 200
+        # A token naming an unknown kid would make a verifier refetch the origin's JWKS.
+        stranger = write_key(tmp_path / "stranger.pem")
+        header, claims = decode(token)
+        unknown_kid = sign_compact({**header, "kid": stranger.kid}, claims, stranger)
+        fetches = stack.edge_app[SERVICES].keyring.fetches
+        decisions = stack.decisions()
+        origin_tokens = (await stack.origin_stats())["tokens"]
+        answer = await browser.refresh(sid, token=unknown_kid)
+        assert_clerk_429(answer, retry_after=2)
+        assert stack.edge_app[SERVICES].keyring.fetches == fetches, "nothing was verified"
+        assert stack.decisions() == decisions, "no decision was taken"
+        assert (await stack.origin_stats())["tokens"] == origin_tokens
+        assert limited(stack) == {"ip": 1}
+        clock.advance(2)
+        assert (await browser.refresh(sid, token=token)).status == 200
+
+
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(per_ip_per_s=0.01, per_ip_burst=1)
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        spoofed = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(3)]
+        statuses = [
+            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
+            for h in spoofed
+        ]
+    assert statuses == [200, 429, 429]
+    server = ServerSettings(trusted_proxies=("127.0.0.1",))
+    (tmp_path / "trusted").mkdir()
+    async with (
+        running_stack(tmp_path / "trusted", clock, limits=limits, server=server) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        statuses = [
+            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
+            for h in [*spoofed, {"X-Forwarded-For": "198.51.100.7, 203.0.113.0"}]
+        ]
+    # Behind a trusted proxy the last hop names the client: the fourth is 203.0.113.0 again.
+    assert statuses == [200, 200, 200, 429]
+
+
+async def test_garbage_on_a_victims_path_does_not_drain_the_victims_session_budget(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(
+        per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.01, per_session_burst=2
+    )
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as victim,
+        Browser(stack.fapi) as attacker,
+    ):
+        sid = await victim.sign_in()
+        token = (await victim.refresh(sid)).jwt
+        attacker_sid = await attacker.sign_in(BOB)
+        attacker_token = (await attacker.refresh(attacker_sid)).jwt
+        header, payload, signature = token.split(".")
+        garbage = [
+            "not-a-token",
+            f"{header}.{payload}.{signature[:-4]}AAAA",  # the victim's claims, a broken signature
+            attacker_token,  # correctly signed, but for another session
+            f"{header}.{payload}",
+        ]
+        for n in range(30):
+            answer = await attacker.refresh(sid, token=garbage[n % len(garbage)])
+            assert answer.status != 429
+        assert "session" not in limited(stack)
+        for _ in range(2):
+            answer = await victim.refresh(sid, token=token)
+            assert answer.status == 200
+        assert minted(stack) == 2
+        assert_clerk_429(await victim.refresh(sid, token=token), retry_after=100)
+        assert limited(stack) == {"session": 1}
+
+
+async def test_session_limit_answers_429_in_clerk_shape_with_retry_after(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(
+        per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.25, per_session_burst=1
+    )
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        clock.advance(10)
+        assert (await browser.refresh(sid, token=token)).status == 200
+        clock.advance(1)
+        assert_clerk_429(await browser.refresh(sid, token=token), retry_after=3)
+        clock.advance(3)
+        again = await browser.refresh(sid, token=token)
+    assert decode(again.jwt)[1]["sid"] == sid
+    assert minted(stack) == 2
+
+
+async def test_signature_bound_leaves_other_routes_answering(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(
+        per_ip_per_s=1000.0,
+        per_ip_burst=1000,
+        per_session_per_s=1000.0,
+        per_session_burst=1000,
+        max_concurrent_signs=1,
+    )
+    flood = 20
+    queued = QUEUE_FACTOR * limits.max_concurrent_signs
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        gate = stack.edge_app[LIMITS].signs
+        async with gate.slot():  # one signature in flight, for as long as the test says
+            tasks = {asyncio.create_task(browser.refresh(sid, token=token)) for _ in range(flood)}
+            turned_away: list[Answer] = []
+            pending = tasks
+            while len(turned_away) < flood - queued:
+                done, pending = await asyncio.wait(
+                    pending, timeout=60, return_when=asyncio.FIRST_COMPLETED
+                )
+                assert done, "refreshes past the waiting line must be answered at once"
+                turned_away.extend(task.result() for task in done)
+            health = await browser.request("GET", "/healthz")
+            jwks = await browser.request("GET", "/.well-known/jwks.json")
+            forwarded = await browser.request("GET", "/v1/environment")
+            assert (health.status, jwks.status, forwarded.status) == (200, 200, 200)
+            assert gate.waiting == queued
+            assert len(pending) == queued
+            assert not any(task.done() for task in pending)
+        answers = await asyncio.gather(*pending)
+    for answer in turned_away:
+        assert answer.status == 503
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.error_code == "edge_busy"
+    assert [answer.status for answer in answers] == [200] * queued
+    assert minted(stack) == queued
+    assert limited(stack) == {"signing": flood - queued}
+
+
+def test_buckets_refill_and_stay_bounded() -> None:
+    clock = FakeClock(1_750_000_000)
+    buckets = TokenBuckets(rate=2.0, burst=2, clock=clock, max_keys=8)
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.5]
+    clock.advance(0.5)
+    assert buckets.take("a") == 0.0
+    for n in range(100):
+        buckets.take(f"10.0.0.{n}")
+        assert len(buckets) <= 8
+    clock.advance(-60)  # a clock stepping back refills nothing
+    assert buckets.take("b") == 0.0
+    assert buckets.take("b") == 0.0
+    assert buckets.take("b") == 0.5
+
+
+@pytest.mark.parametrize(
+    "field", ["per_ip_per_s", "per_ip_burst", "per_session_per_s", "per_session_burst"]
+)
+def test_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ConfigError, match=f"limits.{field}"):
+        LimitSettings(**{field: 0})
