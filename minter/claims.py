@@ -4,7 +4,9 @@ Every claim of the source is copied; then `iat = now`, `nbf = now - 10`,
 `exp = min(now + lifetime, not_after)`, a fresh `jti` when the source had
 one, and `fva` aged by the whole minutes that passed since `oiat` and that
 the source had not counted yet, so a clone of a clone is not aged twice.
-The source mapping is never mutated.
+A clock behind the one that assembled the claims (`now < oiat`, within the
+verifier's leeway) clones at `oiat`: a clone is never dated before its
+claims. The source mapping is never mutated.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def clone_claims(
     jti: str,
 ) -> dict[str, Any]:
     """A new claims dict: the source's, re-stamped for `now`."""
+    # Dated at now, the clone would carry iat < oiat (refused by the verifier)
+    # and age fva backwards by a minute (0 would become -1, "never").
+    now = max(now, oiat)
     claims = dict(source)
     source_iat = source["iat"]
     claims["iat"] = now
