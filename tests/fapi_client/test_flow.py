@@ -1,0 +1,157 @@
+"""The SDK-like client's behaviour, driven with scripted answers (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from fapi_client import (
+    Backoff,
+    HttpAnswer,
+    HttpRequest,
+    RefreshOutcome,
+    TokenBox,
+    Wait,
+    facts_of,
+    refresh_flow,
+)
+
+
+def fake_jwt(*, iat: int, oiat: int | None = None, org: str = "", sid: str = "sess_1") -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    header: dict[str, Any] = {"alg": "RS256", "kid": "k"}
+    if oiat is not None:
+        header["oiat"] = oiat
+    claims: dict[str, Any] = {"iat": iat, "exp": iat + 60, "sid": sid}
+    if org:
+        claims["o"] = {"id": org}
+    return f"{part(header)}.{part(claims)}.c2ln"
+
+
+def drive(flow: Any, answers: Iterable[HttpAnswer]) -> tuple[RefreshOutcome, list[Any]]:
+    """Run a flow against scripted answers; return its result and what it yielded."""
+    seen: list[Any] = []
+    replies = iter(answers)
+    step = next(flow)
+    while True:
+        seen.append(step)
+        reply = None if isinstance(step, Wait) else next(replies)
+        try:
+            step = flow.send(reply)
+        except StopIteration as done:
+            return done.value, seen
+
+
+def token_answer(jwt: str) -> HttpAnswer:
+    return HttpAnswer(200, {"object": "token", "jwt": jwt})
+
+
+def test_refresh_posts_last_token_and_organization() -> None:
+    box = TokenBox()
+    old = fake_jwt(iat=100, oiat=100)
+    box.offer(old)
+    new = fake_jwt(iat=150, oiat=100)
+    outcome, seen = drive(refresh_flow(box, "sess_1"), [token_answer(new)])
+    request = seen[0]
+    assert isinstance(request, HttpRequest)
+    assert request.path == "/v1/client/sessions/sess_1/tokens"
+    assert request.form == {"organization_id": "", "token": old}
+    assert outcome.jwt == new
+    assert outcome.accepted
+
+
+def test_skip_cache_sends_force_origin_and_debug_query() -> None:
+    box = TokenBox()
+    box.offer(fake_jwt(iat=100, oiat=100))
+    _, seen = drive(
+        refresh_flow(box, "sess_1", skip_cache=True), [token_answer(fake_jwt(iat=200, oiat=200))]
+    )
+    assert seen[0].form["force_origin"] == "true"
+    assert seen[0].query == {"debug": "skip_cache"}
+
+
+def test_network_errors_keep_the_token_and_back_off() -> None:
+    box = TokenBox()
+    held = fake_jwt(iat=100, oiat=100)
+    box.offer(held)
+    answers = [HttpAnswer(0), HttpAnswer(503), HttpAnswer(200, {"jwt": ""}), token_answer(held)]
+    outcome, seen = drive(refresh_flow(box, "sess_1"), answers)
+    waits = [step.seconds for step in seen if isinstance(step, Wait)]
+    assert waits == [3.0, 3.0 * 1.55, 3.0 * 1.55**2]
+    assert outcome.failures == 3
+    assert outcome.jwt == held
+
+
+def test_gives_up_after_eight_retries_but_keeps_its_token() -> None:
+    box = TokenBox()
+    held = fake_jwt(iat=100, oiat=100)
+    box.offer(held)
+    outcome, seen = drive(refresh_flow(box, "sess_1"), [HttpAnswer(503)] * 9)
+    assert sum(isinstance(step, Wait) for step in seen) == Backoff().max_retries
+    assert outcome.attempts == 9
+    assert outcome.jwt == held
+
+
+def test_429_waits_for_retry_after() -> None:
+    box = TokenBox()
+    box.offer(fake_jwt(iat=100, oiat=100))
+    answers = [HttpAnswer(429, retry_after_s=7.0), token_answer(fake_jwt(iat=110, oiat=100))]
+    _, seen = drive(refresh_flow(box, "sess_1"), answers)
+    assert [step.seconds for step in seen if isinstance(step, Wait)] == [7.0]
+
+
+def test_missing_expired_token_is_retried_once_with_expired_token() -> None:
+    box = TokenBox()
+    held = fake_jwt(iat=100, oiat=100)
+    box.offer(held)
+    refused = HttpAnswer(422, {"errors": [{"code": "missing_expired_token"}]})
+    outcome, seen = drive(
+        refresh_flow(box, "sess_1", skip_cache=True),
+        [refused, token_answer(fake_jwt(iat=120, oiat=100))],
+    )
+    retry = seen[1]
+    assert retry.query == {"expired_token": held}
+    assert outcome.used_expired_token
+    assert outcome.accepted
+
+
+def test_other_4xx_is_not_retried() -> None:
+    box = TokenBox()
+    outcome, seen = drive(refresh_flow(box, "sess_1"), [HttpAnswer(401)])
+    assert len(seen) == 1
+    assert outcome.jwt is None
+    assert outcome.final_status == 401
+
+
+def test_freshness_higher_oiat_wins_then_iat_and_no_oiat_loses() -> None:
+    box = TokenBox()
+    assert box.offer(fake_jwt(iat=100))
+    assert box.offer(fake_jwt(iat=90, oiat=90)), "a token with oiat beats one without"
+    assert not box.offer(fake_jwt(iat=200)), "one without oiat never wins back"
+    assert box.offer(fake_jwt(iat=95, oiat=90)), "same oiat, higher iat"
+    assert not box.offer(fake_jwt(iat=500, oiat=80)), "lower oiat loses whatever its iat"
+    assert box.rejected_staler == 2
+    assert box.get("") is not None
+    assert box.get("").iat == 95  # type: ignore[union-attr]
+
+
+def test_empty_and_garbage_tokens_are_never_kept() -> None:
+    box = TokenBox()
+    assert not box.offer("")
+    assert not box.offer("not.a.jwt")
+    assert box.get("") is None
+    assert facts_of("") is None
+
+
+def test_tokens_are_kept_per_organization() -> None:
+    box = TokenBox()
+    box.offer(fake_jwt(iat=100, oiat=100, org="org_acme"))
+    box.offer(fake_jwt(iat=101, oiat=101))
+    assert box.get("org_acme") is not None
+    assert box.get("org_acme").organization_id == "org_acme"  # type: ignore[union-attr]
+    assert box.last_active is not None
+    assert box.last_active.iat == 101
