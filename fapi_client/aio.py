@@ -98,10 +98,13 @@ class AioBrowser:
                 return done.value
 
     async def sign_in(self, identifier: str, password: str) -> str:
-        sid = await self.run(sign_in_flow(identifier, password))
-        if sid is None:
+        signed_in = await self.run(sign_in_flow(identifier, password))
+        if signed_in is None:
             raise RuntimeError("sign-in failed")
-        self.boxes[sid] = TokenBox()
+        sid, token = signed_in
+        box = self.boxes[sid] = TokenBox()
+        if token is not None:
+            box.offer(token)  # clerk-js caches the token that comes with the session
         return str(sid)
 
     async def get_token(

@@ -93,7 +93,7 @@ Flow = Generator[HttpRequest | Wait, HttpAnswer | None, Any]
 
 
 def sign_in_flow(identifier: str, password: str) -> Flow:
-    """Password sign-in; returns the new session id, or None."""
+    """Password sign-in; returns (session id, the session's last active token) or None."""
     answer = yield HttpRequest(
         "POST",
         "/v1/client/sign_ins",
@@ -104,7 +104,14 @@ def sign_in_flow(identifier: str, password: str) -> Flow:
         return None
     response = answer.body.get("response") or {}
     sid = response.get("created_session_id")
-    return sid if isinstance(sid, str) else None
+    if not isinstance(sid, str):
+        return None
+    client = answer.body.get("client") or {}
+    for session in client.get("sessions") or ():
+        if isinstance(session, dict) and session.get("id") == sid:
+            token = (session.get("last_active_token") or {}).get("jwt")
+            return sid, token if isinstance(token, str) and token else None
+    return sid, None
 
 
 def sign_out_flow(session_id: str) -> Flow:

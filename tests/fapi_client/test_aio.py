@@ -19,6 +19,9 @@ async def test_tabs_share_tokens_and_refreshes_are_minted_at_the_edge(stack: Sta
     assert decode(second.jwt)[0]["oiat"] == decode(first.jwt)[0]["oiat"]
     assert decode(forced.jwt)[0]["oiat"] > decode(first.jwt)[0]["oiat"]
     decisions = stack.decisions()
+    # the sign-in answer carried a personal-workspace token: switching to org_acme is
+    # the origin's job, and the next refresh within org_acme is minted at the edge
+    assert decisions[("origin", "org")] == 1
     assert decisions[("minted", "edge")] == 1
     assert decisions[("origin", "force_origin")] == 1
 
