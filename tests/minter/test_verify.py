@@ -43,7 +43,6 @@ from .builders import (
     ORG,
     SID,
     TEMPLATE_CAT,
-    USER,
     TokenFactory,
     pem_of,
     session_claims,
@@ -599,7 +598,3 @@ def test_claims_are_not_looked_at_before_the_signature(
     # Every claim is wrong too; the signature is what is reported.
     token = make_token(key=impostor, sid="x", sub="mch_1", iss="x", fva="x", jti=JTI)
     refused(token, BadSignature, "signature")
-
-
-def test_user_identity_is_kept(verify: Any, make_token: TokenFactory) -> None:
-    assert verify(make_token()).claims["sub"] == USER
