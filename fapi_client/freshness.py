@@ -1,7 +1,8 @@
 """Which of two session tokens is fresher, the way clerk-js picks (`pickFreshestJwt`).
 
 Higher header `oiat` wins; a token without `oiat` loses to one with it; then
-higher `iat`. An empty token is never a candidate.
+higher `iat`; on a full tie the newer answer wins. An empty token is never a
+candidate.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ class TokenFacts:
     organization_id: str
 
     def fresher_than(self, other: TokenFacts | None) -> bool:
+        """At least as fresh as `other` (a full tie counts: the newer answer wins)."""
         if other is None:
             return True
         if (self.oiat is None) != (other.oiat is None):
             return self.oiat is not None
         if self.oiat is not None and other.oiat is not None and self.oiat != other.oiat:
             return self.oiat > other.oiat
-        return self.iat > other.iat
+        return self.iat >= other.iat
 
 
 def _segment(part: str) -> Any:

@@ -133,8 +133,10 @@ def test_freshness_higher_oiat_wins_then_iat_and_no_oiat_loses() -> None:
     assert box.offer(fake_jwt(iat=90, oiat=90)), "a token with oiat beats one without"
     assert not box.offer(fake_jwt(iat=200)), "one without oiat never wins back"
     assert box.offer(fake_jwt(iat=95, oiat=90)), "same oiat, higher iat"
+    assert box.offer(fake_jwt(iat=95, oiat=90)), "a full tie: the newer answer wins"
+    assert not box.offer(fake_jwt(iat=94, oiat=90)), "same oiat, lower iat"
     assert not box.offer(fake_jwt(iat=500, oiat=80)), "lower oiat loses whatever its iat"
-    assert box.rejected_staler == 2
+    assert box.rejected_staler == 3
     assert box.get("") is not None
     assert box.get("").iat == 95  # type: ignore[union-attr]
 
