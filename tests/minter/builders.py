@@ -180,7 +180,7 @@ def record(*, oiat: int, origin_lifetime_s: int | None = 60, org: str = ORG) -> 
 
 # Hypothesis strategies -----------------------------------------------------
 
-_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
 json_scalars = (
     st.none()
     | st.booleans()

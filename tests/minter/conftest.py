@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from minter import KeySet, SigningKey, VerifyRules, load_private_key
 
-from .builders import ISSUER, NOW, TokenFactory, pem_of
+from .builders import ISSUER, TokenFactory, pem_of
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +45,6 @@ def keyset(signing_key: SigningKey) -> KeySet:
 @pytest.fixture(scope="session")
 def rules() -> VerifyRules:
     return VerifyRules(issuers=frozenset({ISSUER}))
-
-
-@pytest.fixture(scope="session")
-def now() -> int:
-    return NOW
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from minter import (
     verify_session_token,
 )
 
-from .builders import NOW, OMIT, ORG, SID, TokenFactory, record, verified
+from .builders import ISSUER, NOW, OMIT, ORG, SID, TokenFactory, record, verified
 
 BOUNDS = Bounds()  # max age 300, outage 3600, lifetime 60, min remaining 10
 FRESH = NOW - 20  # oiat of a token the origin issued 20 s ago
@@ -237,7 +237,7 @@ def test_the_same_organization_or_none_sent_is_minted(
 
 
 def test_a_v1_org_id_claim_is_compared_too(make_token: TokenFactory, keyset: KeySet) -> None:
-    rules = VerifyRules(issuers=frozenset({make_token.claims({})["iss"]}))
+    rules = VerifyRules(issuers=frozenset({ISSUER}))
     token = verify_session_token(
         make_token(o=OMIT, v=OMIT, org_id="org_v1"),
         session_id=SID,

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -91,7 +91,9 @@ def raw_token(header: dict[str, Any], claims: dict[str, Any], key: SigningKey) -
 
 
 @pytest.mark.parametrize("signer", ["minter", "pyjwt"])
-def test_an_origin_token_verifies(verify: Any, make_token: TokenFactory, signer: str) -> None:
+def test_an_origin_token_verifies(
+    verify: Any, make_token: TokenFactory, signer: Literal["minter", "pyjwt"]
+) -> None:
     token = make_token(signer=signer)
     result = verify(token)
     assert result.claims == session_claims()
@@ -478,7 +480,8 @@ BAD_TIMES = [
 def test_times_must_be_integers_in_range(
     refused: Any, make_token: TokenFactory, name: str, value: object
 ) -> None:
-    token = make_token(**{name: value}, header={"oiat": NOW - 20})
+    overrides: dict[str, Any] = {name: value}
+    token = make_token(**overrides, header={"oiat": NOW - 20})
     error = refused(token, ClaimRejected, f"claim:{name}")
     assert error.claim == name
 
