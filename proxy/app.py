@@ -27,9 +27,11 @@ from .keys import load_signing_keys
 from .limits import LIMITS, Limits
 from .metrics import Metrics
 from .prober import probe_forever
+from .redact import install_access_log_redaction
 from .routes import dispatch
 from .services import SERVICES, Services
-from .store import MemoryStore, SessionStore
+from .serving import handler_args
+from .store import SessionStore, open_store
 
 __all__ = ["create_app"]
 
@@ -37,13 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def _store(settings: Settings, clock: Callable[[], float]) -> SessionStore:
-    tokens = settings.tokens
-    return MemoryStore(
-        max_entries=settings.store.max_sessions,
-        record_ttl_s=tokens.outage_max_claims_age_s + tokens.lifetime_s,
-        revocation_ttl_s=tokens.revocation_ttl_s,
-        timer=clock,
-    )
+    return open_store(settings, clock)
 
 
 def _health(settings: Settings, clock: Callable[[], float], metrics: Metrics) -> OriginHealth:
@@ -69,6 +65,7 @@ def create_app(
 ) -> web.Application:
     """Build the edge. `clock` and `signing_keys` are injectable for tests and the demo."""
     keys = list(signing_keys) if signing_keys is not None else load_signing_keys(settings.keys)
+    install_access_log_redaction()  # tokens in query strings never reach the access log
     tokens = settings.tokens
     metrics = Metrics()
     services = Services(
@@ -97,7 +94,10 @@ def create_app(
             max_expired_s=tokens.max_expired_s,
         ),
     )
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        handler_args=handler_args(settings.server),
+    )
     app[SERVICES] = services
     app[LIMITS] = Limits(
         settings.limits,
@@ -145,7 +145,7 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
             services.health,
             session,
             settings.origin.base_url + settings.origin.jwks_path,
-            timeout=services.upstream.token_timeout,
+            client_timeout=services.upstream.token_timeout,
             interval_s=min(1.0, settings.origin.breaker_open_s),
         )
     )

@@ -36,6 +36,7 @@ from minter import (
     verify_session_token,
 )
 
+from .cookieguard import without_sign_out_cookies
 from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
 from .forward import OriginAnswer, OriginFailure, fetch_buffered
@@ -53,7 +54,6 @@ TOKEN_PATH = re.compile(
     r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})/tokens(?:/(?P<template>[A-Za-z0-9_.-]{1,128}))?"
 )
 _FORM = "application/x-www-form-urlencoded"
-_ORIGIN_FAILURE_STATUSES = frozenset({502, 503, 504})
 
 
 def client_key(request: web.Request) -> str | None:
@@ -115,14 +115,15 @@ async def handle_refresh(
         if limited is not None:
             return limited
     refresh = _Refresh(refresh_request, form, verified)
-    state = await _state(services, verified, session_id)
+    available = services.health.available
+    state = _when_store_down(services, await _state(services, verified, session_id), available)
     decision = decide(
         refresh_request,
         verified,
         state,
         now=now,
         bounds=services.bounds,
-        origin_available=services.health.available,
+        origin_available=available,
     )
     return await _act(request, services, refresh, decision, state, now)
 
@@ -156,6 +157,21 @@ async def _state(
     except StoreUnavailable:
         services.metrics.store_errors.inc()
         return None
+
+
+def _when_store_down(
+    services: Services, state: SessionState | None, origin_available: bool
+) -> SessionState | None:
+    """`[store] when_unavailable`: with the store and the origin both down, "origin"
+    (the default) keeps `None` (no edge mint: 503), "mint" mints under the outage
+    bound without revocation or freshness checks (an empty state)."""
+    if (
+        state is None
+        and not origin_available
+        and services.settings.store.when_unavailable == "mint"
+    ):
+        return SessionState()
+    return state
 
 
 async def _act(
@@ -195,15 +211,14 @@ async def _mint(
     except SignBusy:
         return request.app[LIMITS].busy(request)
     store = services.store
+    organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:
-        if plan.remember is not None:
-            organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
-            await store.remember(session_id, organization_id, plan.remember)
-        # A sign-out may have landed while this token was being signed.
-        revoked = await store.is_revoked(session_id)
+        # One round trip: keep fresher posted claims, and see a sign-out that
+        # landed while this token was being signed.
+        revoked = await store.settle(session_id, organization_id, plan.remember)
     except StoreUnavailable:
         services.metrics.store_errors.inc()
-        revoked_state = None
+        revoked_state = _when_store_down(services, None, not plan.outage)
     else:
         revoked_state = SessionState(revoked=True) if revoked else state
     if revoked_state is None or revoked_state.revoked:
@@ -259,6 +274,7 @@ async def _to_origin(
     started = time.perf_counter()
     failure: str | None = None
     answer: OriginAnswer | None = None
+    services.health.attempt()
     try:
         answer = await fetch_buffered(
             services.origin,
@@ -268,15 +284,23 @@ async def _to_origin(
         )
     except OriginFailure as exc:
         failure = exc.kind
+        services.health.record_failure(failure)
     else:
-        services.metrics.origin_seconds.observe(time.perf_counter() - started)
-        if answer.status in _ORIGIN_FAILURE_STATUSES:
-            failure = f"status_{answer.status}"
-        elif answer.status == 200 and _token_in(answer) is None:
+        elapsed = time.perf_counter() - started
+        services.metrics.origin_seconds.observe(elapsed)
+        if answer.status == 200 and _token_in(answer) is None:
             failure = "empty_token"
+            services.health.record_failure(failure)
+        else:
+            # 4xx and 429 are the origin's own answers: successes for the breaker.
+            kind = services.health.record_answer(answer.status, elapsed)
+            if kind == "slow":  # still a good answer: used, only counted against the origin
+                services.metrics.origin_failures.labels(kind).inc()
+            elif kind is not None:
+                failure = kind
     if failure is not None or answer is None:
-        services.health.record_failure(failure or "unknown")
         services.metrics.origin_failures.labels(failure or "unknown").inc()
+        state = _when_store_down(services, state, False)
         fallback = decide(
             refresh.request,
             refresh.verified,
@@ -288,13 +312,13 @@ async def _to_origin(
         if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
             raise AssertionError("decide routed to an unavailable origin")
         return await _act(request, services, refresh, fallback, state, now)
-    services.health.record_success()
     _record(services, "origin", decision.label)
     if answer.status == 200 and refresh.request.template is None:
         await _learn(request, services, refresh.request.session_id, answer)
-    return web.Response(
-        status=answer.status, body=answer.body, headers=forwarded_response_headers(answer.headers)
-    )
+    headers = forwarded_response_headers(answer.headers)
+    if answer.status >= 500:
+        headers = without_sign_out_cookies(headers, now=services.clock())
+    return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
 async def _learn(

@@ -28,6 +28,12 @@ class SessionStore(Protocol):
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
         """Keep `record` unless one with a higher `oiat` is stored; True when kept."""
 
+    async def settle(
+        self, session_id: str, organization_id: str, record: ClaimsRecord | None
+    ) -> bool:
+        """After an edge mint, in one step: keep `record` as `remember` would
+        (when given) and say whether the session is revoked (then nothing is kept)."""
+
     async def is_revoked(self, session_id: str) -> bool: ...
 
     async def revoke(self, session_ids: Iterable[str]) -> None: ...

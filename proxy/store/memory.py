@@ -57,6 +57,15 @@ class MemoryStore:
         self._records[key] = record
         return True
 
+    async def settle(
+        self, session_id: str, organization_id: str, record: ClaimsRecord | None
+    ) -> bool:
+        if session_id in self._revoked:
+            return True
+        if record is not None:
+            await self.remember(session_id, organization_id, record)
+        return False
+
     async def is_revoked(self, session_id: str) -> bool:
         return session_id in self._revoked
 

@@ -1,0 +1,86 @@
+"""Sign-outs that could not be written yet, retried in the background until they are.
+
+A sign-out the origin confirmed must reach the shared store, or another edge
+could keep minting for a session that has ended. When the write fails, the
+session ids wait here: the owning store answers them as revoked locally, a
+background task retries with a capped backoff (0.1 s doubling to 2 s), and
+the instance reports itself not ready while any wait. The queue is bounded;
+past `max_pending` ids the oldest are dropped and an error is logged, which
+bounds memory when the store stays down under a flood of sign-outs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from .base import StoreUnavailable
+
+__all__ = ["PendingRevocations"]
+
+log = logging.getLogger(__name__)
+
+_FIRST_DELAY_S = 0.1
+_MAX_DELAY_S = 2.0
+
+
+class PendingRevocations:
+    def __init__(
+        self,
+        write: Callable[[list[str]], Awaitable[None]],
+        *,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._write = write
+        self._max_pending = max_pending
+        self._ids: dict[str, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, session_ids: Iterable[str]) -> None:
+        """Queue ids for writing and make sure the retry task runs."""
+        for session_id in session_ids:
+            self._ids[session_id] = None
+        overflow = len(self._ids) - self._max_pending
+        if overflow > 0:
+            for session_id in list(self._ids)[:overflow]:
+                del self._ids[session_id]
+            log.error("dropped %d queued sign-outs: the store has been down too long", overflow)
+        if self._ids and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._retry())
+
+    async def flush(self) -> bool:
+        """Try once to write everything queued; True when nothing is left."""
+        batch = list(self._ids)
+        if not batch:
+            return True
+        try:
+            await self._write(batch)
+        except StoreUnavailable:
+            return False
+        for session_id in batch:
+            self._ids.pop(session_id, None)
+        log.info("wrote %d queued sign-outs", len(batch))
+        return not self._ids
+
+    async def _retry(self) -> None:
+        delay = _FIRST_DELAY_S
+        while not await self.flush():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY_S)
+
+    async def close(self) -> None:
+        """Stop retrying after one last attempt; log what is lost."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if not await self.flush():
+            log.error("%d sign-outs were never written to the store", len(self._ids))

@@ -1,0 +1,268 @@
+"""The shared store: Redis (or Valkey, or any Redis-protocol server) behind several edges.
+
+Keys (every one expires; `{sid}` is a Redis Cluster hash tag, so all keys of
+a session live in one slot and every script touches one slot only):
+
+    sm:{sid}:rec:<org>   hash  o = highest oiat, d = orjson [cat, origin_lifetime_s, claims]
+                               TTL outage_max_claims_age_s + lifetime_s
+    sm:{sid}:revoked     "1"   TTL revocation_ttl_s
+    sm:{sid}:stale       mark  TTL revocation_ttl_s
+    sm:{u:<user>}:stale  mark  TTL revocation_ttl_s (its own slot: keyed by user)
+    sm:{c:<client>}:sids list  the last 64 session ids seen, TTL revocation_ttl_s
+
+Writes that compare are Lua scripts (atomic on the server): raising a
+record is a compare-and-set on `oiat` (equal allowed, lower refused), a
+stale mark only ever rises. `state` is one pipelined round trip (HMGET,
+MGET, GET); `settle` after an edge mint is one more (an EXISTS, or one
+script when the posted claims are fresher than the stored ones). The user's
+stale mark sits in another slot, so on Cluster that pipeline fans out to two
+nodes in parallel; no script ever spans slots.
+
+Failure: connect and command timeouts are explicit (`connect_timeout_s`,
+`socket_timeout_s`); a broken connection is retried once at once on a
+fresh one (that is how the edge reconnects after Redis restarts), a
+timeout is not retried. Every Redis or socket error becomes
+`StoreUnavailable`. Sign-outs that could not be written wait in
+`PendingRevocations` and are answered as revoked by this edge meanwhile;
+`ping` is False while any wait, so `/readyz` reports not ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from minter import ClaimsRecord, SessionState
+
+from .base import StoreUnavailable
+from .pending import PendingRevocations
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger(__name__)
+
+_MAX_SESSIONS_PER_CLIENT = 64
+
+_REMEMBER = """
+local current = redis.call('HGET', KEYS[1], 'o')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'd', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+_SETTLE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 1
+end
+local current = redis.call('HGET', KEYS[1], 'o')
+if not current or tonumber(current) <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'o', ARGV[1], 'd', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+_RAISE_MARK = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+if not current or current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
+
+_NOTE_CLIENT = """
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+def _record_key(session_id: str, organization_id: str) -> str:
+    return f"sm:{{{session_id}}}:rec:{organization_id}"
+
+
+def _revoked_key(session_id: str) -> str:
+    return f"sm:{{{session_id}}}:revoked"
+
+
+def _stale_key(session_id: str) -> str:
+    return f"sm:{{{session_id}}}:stale"
+
+
+def _user_stale_key(user_id: str) -> str:
+    return f"sm:{{u:{user_id}}}:stale"
+
+
+def _client_key(client_key: str) -> str:
+    return f"sm:{{c:{client_key}}}:sids"
+
+
+def _pack(record: ClaimsRecord) -> bytes:
+    return orjson.dumps([record.cat, record.origin_lifetime_s, dict(record.claims)])
+
+
+def _unpack(oiat: bytes | None, data: bytes | None) -> ClaimsRecord | None:
+    if oiat is None or data is None:
+        return None
+    cat, origin_lifetime_s, claims = orjson.loads(data)
+    return ClaimsRecord(oiat=int(oiat), cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
+
+
+def _mark(value: bytes | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class RedisStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        record_ttl_s: int,
+        revocation_ttl_s: int,
+    ) -> None:
+        self._redis = client
+        self._record_ttl_s = record_ttl_s
+        self._revocation_ttl_s = revocation_ttl_s
+        self._remember = client.register_script(_REMEMBER)
+        self._settle = client.register_script(_SETTLE)
+        self._raise_mark = client.register_script(_RAISE_MARK)
+        self._note_client = client.register_script(_NOTE_CLIENT)
+        self.pending = PendingRevocations(self._write_tombstones)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        connect_timeout_s: float,
+        socket_timeout_s: float,
+        record_ttl_s: int,
+        revocation_ttl_s: int,
+    ) -> RedisStore:
+        """A store on a new client; nothing connects until the first command."""
+        client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=socket_timeout_s,
+            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+            decode_responses=False,
+        )
+        return cls(client, record_ttl_s=record_ttl_s, revocation_ttl_s=revocation_ttl_s)
+
+    async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(_record_key(session_id, organization_id), ["o", "d"])
+                pipe.mget([_revoked_key(session_id), _stale_key(session_id)])
+                pipe.get(_user_stale_key(user_id))
+                (oiat, data), (revoked, session_mark), user_mark = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        marks = [mark for mark in (_mark(session_mark), _mark(user_mark)) if mark is not None]
+        return SessionState(
+            revoked=revoked is not None or session_id in self.pending,
+            stale_mark=max(marks) if marks else None,
+            freshest=_unpack(oiat, data),
+        )
+
+    async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
+        kept = await self._run(
+            self._remember(
+                keys=[_record_key(session_id, organization_id)],
+                args=[record.oiat, _pack(record), self._record_ttl_s],
+            )
+        )
+        return bool(kept)
+
+    async def settle(
+        self, session_id: str, organization_id: str, record: ClaimsRecord | None
+    ) -> bool:
+        if session_id in self.pending:
+            return True
+        if record is None:
+            return await self.is_revoked(session_id)
+        revoked = await self._run(
+            self._settle(
+                keys=[_record_key(session_id, organization_id), _revoked_key(session_id)],
+                args=[record.oiat, _pack(record), self._record_ttl_s],
+            )
+        )
+        return bool(revoked)
+
+    async def is_revoked(self, session_id: str) -> bool:
+        if session_id in self.pending:
+            return True
+        return bool(await self._run(self._redis.exists(_revoked_key(session_id))))
+
+    async def revoke(self, session_ids: Iterable[str]) -> None:
+        ids = list(session_ids)
+        if not ids:
+            return
+        try:
+            await self._write_tombstones(ids)
+        except StoreUnavailable:
+            self.pending.add(ids)
+            log.error("%d sign-outs queued: the store is unavailable", len(ids))
+            raise
+
+    async def _write_tombstones(self, session_ids: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.set(_revoked_key(session_id), b"1", ex=self._revocation_ttl_s)
+            await self._run(pipe.execute())
+
+    async def mark_stale(
+        self, *, session_ids: Iterable[str], user_ids: Iterable[str], mark: int
+    ) -> None:
+        keys = [_stale_key(s) for s in session_ids] + [_user_stale_key(u) for u in user_ids]
+        if not keys:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                await self._raise_mark(keys=[key], args=[mark, self._revocation_ttl_s], client=pipe)
+            await self._run(pipe.execute())
+
+    async def note_client_session(self, client_key: str, session_id: str) -> None:
+        await self._run(
+            self._note_client(
+                keys=[_client_key(client_key)],
+                args=[session_id, _MAX_SESSIONS_PER_CLIENT, self._revocation_ttl_s],
+            )
+        )
+
+    async def client_sessions(self, client_key: str) -> set[str]:
+        ids = await self._run(self._redis.lrange(_client_key(client_key), 0, -1))
+        return {item.decode("utf-8") for item in ids}
+
+    async def ping(self) -> bool:
+        """Reachable, and no sign-out waiting to be written."""
+        try:
+            await self._run(self._redis.ping())
+        except StoreUnavailable:
+            return False
+        return not self.pending or await self.pending.flush()
+
+    async def close(self) -> None:
+        await self.pending.close()
+        await self._redis.aclose()
+
+    @staticmethod
+    async def _run(command: Any) -> Any:
+        """Await one Redis call, translating its failures into `StoreUnavailable`."""
+        try:
+            return await command
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc

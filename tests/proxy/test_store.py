@@ -1,0 +1,249 @@
+"""One suite, both stores: the SessionStore contract, and the decision table through the edge.
+
+Every test here runs twice, on the memory store and on the Redis store
+(a real `redis-server`), built by the same factory the app uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from minter import ClaimsRecord
+from proxy.config import Settings, StoreSettings
+from proxy.store import MemoryStore, RedisStore, SessionStore, open_store
+from tests.stack import Browser, FakeClock, Stack, decode, running_stack
+
+BACKENDS = ("memory", "redis")
+
+
+def store_settings(backend: str, redis_url: str) -> StoreSettings:
+    return StoreSettings(backend=backend, redis_url=redis_url)
+
+
+def record(oiat: int, **claims: object) -> ClaimsRecord:
+    return ClaimsRecord(
+        oiat=oiat,
+        cat="cl_B7d4PD111AAA",
+        claims={"sid": "sess_1", "sub": "user_1", "iat": oiat, **claims},
+        origin_lifetime_s=60,
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(
+    request: pytest.FixtureRequest, redis_url: str, clock: FakeClock
+) -> AsyncIterator[SessionStore]:
+    opened = open_store(Settings(store=store_settings(request.param, redis_url)), clock)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def edge(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        tmp_path, clock, store=store_settings(request.param, redis_url)
+    ) as stack:
+        yield stack
+
+
+# -- the store contract ------------------------------------------------------------------
+
+
+async def test_factory_builds_the_configured_backend(store: SessionStore) -> None:
+    assert isinstance(store, MemoryStore | RedisStore)
+    assert await store.ping()
+
+
+async def test_remember_is_compare_and_set_on_oiat(store: SessionStore) -> None:
+    assert await store.remember("sess_1", "", record(100, v="a"))
+    assert not await store.remember("sess_1", "", record(99, v="lower"))
+    assert await store.remember("sess_1", "", record(100, v="equal"))
+    freshest = (await store.state("sess_1", "", "user_1")).freshest
+    assert freshest is not None
+    assert (freshest.oiat, freshest.claims["v"]) == (100, "equal")
+    assert await store.remember("sess_1", "", record(101, v="higher"))
+    freshest = (await store.state("sess_1", "", "user_1")).freshest
+    assert freshest is not None
+    assert (freshest.oiat, freshest.claims["v"]) == (101, "higher")
+
+
+async def test_records_round_trip_whole(store: SessionStore) -> None:
+    kept = ClaimsRecord(
+        oiat=1_700_000_000,
+        cat=None,
+        claims={
+            "sub": "user_ü",
+            "o": {"id": "org_acme", "rol": "admin", "per": ["a", "b"]},
+            "fva": [3, -1],
+            "big": 2**53 - 1,
+        },
+        origin_lifetime_s=None,
+    )
+    await store.remember("sess_1", "org_acme", kept)
+    assert (await store.state("sess_1", "org_acme", "user_ü")).freshest == kept
+
+
+async def test_records_are_per_session_and_organization(store: SessionStore) -> None:
+    await store.remember("sess_1", "org_acme", record(200))
+    await store.remember("sess_1", "", record(100))
+    await store.remember("sess_2", "org_acme", record(300))
+    oiats = [
+        (await store.state(sid, org, "user_1")).freshest
+        for sid, org in (("sess_1", "org_acme"), ("sess_1", ""), ("sess_2", "org_acme"))
+    ]
+    assert [r.oiat if r else None for r in oiats] == [200, 100, 300]
+    assert (await store.state("sess_3", "", "user_1")).freshest is None
+
+
+async def test_revocation_is_seen_by_state_and_is_revoked(store: SessionStore) -> None:
+    await store.revoke(["sess_1", "sess_2"])
+    assert await store.is_revoked("sess_1")
+    assert await store.is_revoked("sess_2")
+    assert not await store.is_revoked("sess_3")
+    assert (await store.state("sess_1", "", "user_1")).revoked
+    assert not (await store.state("sess_3", "", "user_1")).revoked
+    await store.revoke([])  # nothing to do is not an error
+
+
+async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionStore) -> None:
+    assert (await store.state("sess_1", "", "user_1")).stale_mark is None
+    await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=500)
+    await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=400)
+    assert (await store.state("sess_1", "", "user_1")).stale_mark == 500
+    await store.mark_stale(session_ids=[], user_ids=["user_1"], mark=600)
+    assert (await store.state("sess_1", "", "user_1")).stale_mark == 600
+    assert (await store.state("sess_2", "", "user_1")).stale_mark == 600, "marks follow the user"
+    assert (await store.state("sess_1", "", "user_2")).stale_mark == 500
+
+
+async def test_settle_keeps_fresher_claims_and_reports_revocation(store: SessionStore) -> None:
+    assert not await store.settle("sess_1", "", record(100))
+    assert not await store.settle("sess_1", "", record(90))
+    assert not await store.settle("sess_1", "", None)
+    freshest = (await store.state("sess_1", "", "user_1")).freshest
+    assert freshest is not None
+    assert freshest.oiat == 100, "settle never lowers the stored oiat"
+    await store.revoke(["sess_1"])
+    assert await store.settle("sess_1", "", record(200))
+    assert await store.settle("sess_1", "", None)
+
+
+async def test_client_sessions_are_listed_once_each(store: SessionStore) -> None:
+    assert await store.client_sessions("client_a") == set()
+    for sid in ("sess_1", "sess_2", "sess_1"):
+        await store.note_client_session("client_a", sid)
+    await store.note_client_session("client_b", "sess_9")
+    assert await store.client_sessions("client_a") == {"sess_1", "sess_2"}
+    assert await store.client_sessions("client_b") == {"sess_9"}
+
+
+async def test_client_sessions_keep_the_latest_64(store: SessionStore) -> None:
+    for index in range(70):
+        await store.note_client_session("client_a", f"sess_{index}")
+    assert await store.client_sessions("client_a") == {f"sess_{i}" for i in range(6, 70)}
+
+
+# -- the decision table through the edge -------------------------------------------------
+
+
+async def test_edge_first_refresh_at_origin_then_minted_with_same_oiat(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        first = (await browser.refresh(sid, organization_id="org_acme")).jwt
+        edge.clock.advance(30)
+        second = (await browser.refresh(sid, organization_id="org_acme", token=first)).jwt
+    assert edge.decisions() == {("origin", "no_token"): 1, ("minted", "edge"): 1}
+    assert decode(second)[0]["oiat"] == decode(first)[0]["oiat"]
+    assert decode(second)[1]["iat"] == decode(first)[1]["iat"] + 30
+
+
+async def test_edge_sign_out_sends_the_next_refresh_to_origin(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        ended = await browser.request("POST", f"/v1/client/sessions/{sid}/end")
+        assert ended.status == 200
+        after = await browser.refresh(sid, token=token)
+    assert after.status != 200, "the origin does not mint for an ended session"
+    assert edge.decisions()[("origin", "revoked")] == 1
+    assert ("minted", "edge") not in edge.decisions()
+
+
+async def test_edge_whole_client_sign_out_revokes_the_sessions_it_saw(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        gone = await browser.request("DELETE", "/v1/client")
+        assert gone.status == 200
+        after = await browser.refresh(sid, token=token)
+    assert after.status != 200
+    assert edge.decisions()[("origin", "revoked")] == 1
+
+
+async def test_edge_pushed_revocation_and_stale_user(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        old = (await browser.refresh(sid, organization_id="org_acme")).jwt
+        status, _ = await edge.origin_admin(
+            "PATCH",
+            "/backend/v1/organizations/org_acme/memberships/user_alice",
+            {"role": "org:member"},
+        )
+        assert status == 200
+        edge.clock.advance(1)
+        after = (await browser.refresh(sid, organization_id="org_acme", token=old)).jwt
+        assert decode(after)[1]["o"]["rol"] == "member"
+        assert edge.decisions()[("origin", "stale")] == 1
+        status, _ = await edge.origin_admin("POST", f"/backend/v1/sessions/{sid}/revoke")
+        assert status == 200
+        revoked = await browser.refresh(sid, organization_id="org_acme", token=after)
+    assert revoked.status != 200
+    assert edge.decisions()[("origin", "revoked")] == 1
+
+
+async def test_edge_organization_change_and_old_claims_go_to_origin(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        in_org = (await browser.refresh(sid, organization_id="org_acme")).jwt
+        personal = (await browser.refresh(sid, organization_id="", token=in_org)).jwt
+        edge.clock.advance(301)
+        (await browser.refresh(sid, organization_id="", token=personal)).jwt  # noqa: B018
+    assert edge.decisions()[("origin", "org")] == 1
+    assert edge.decisions()[("origin", "too_old")] == 1
+
+
+async def test_edge_clones_stored_fresher_claims_for_an_older_token(edge: Stack) -> None:
+    async with Browser(edge.fapi) as browser:
+        sid = await browser.sign_in()
+        old = (await browser.refresh(sid)).jwt
+        edge.clock.advance(5)
+        fresh = (await browser.refresh(sid, token=old, force_origin=True)).jwt
+        edge.clock.advance(5)
+        replay = (await browser.refresh(sid, token=old)).jwt
+    assert decode(fresh)[0]["oiat"] > decode(old)[0]["oiat"]
+    assert decode(replay)[0]["oiat"] == decode(fresh)[0]["oiat"]
+    assert edge.decisions()[("minted", "edge")] == 1
+
+
+async def test_edge_outage_mints_but_never_for_a_revoked_session(edge: Stack) -> None:
+    async with Browser(edge.fapi) as alice, Browser(edge.fapi) as other_tab:
+        kept_sid = await alice.sign_in()
+        kept = (await alice.refresh(kept_sid)).jwt
+        ended_sid = await other_tab.sign_in()
+        ended = (await other_tab.refresh(ended_sid)).jwt
+        assert (
+            await other_tab.request("POST", f"/v1/client/sessions/{ended_sid}/end")
+        ).status == 200
+        await edge.origin_faults("error503")
+        edge.clock.advance(301)  # past max_claims_age: only an outage mint is possible
+        minted = await alice.refresh(kept_sid, token=kept)
+        refused = await other_tab.refresh(ended_sid, token=ended)
+    assert decode(minted.jwt)[0]["oiat"] == decode(kept)[0]["oiat"]
+    assert refused.status == 503
+    assert refused.error_code == "origin_unavailable"
+    assert edge.decisions()[("minted", "outage")] == 1
