@@ -154,7 +154,7 @@ def organization_settings() -> JSON:
     }
 
 
-def environment_json(issuer: str) -> JSON:
+def environment_json(issuer: str, *, session_minter: bool = True) -> JSON:
     return {
         "object": "environment",
         "id": "env_reference",
@@ -164,7 +164,7 @@ def environment_json(issuer: str) -> JSON:
             "single_session_mode": False,
             "claimed_at": None,
             "reverification": False,
-            "session_minter": True,
+            "session_minter": session_minter,
         },
         "display_config": display_config(issuer),
         "user_settings": user_settings(),

@@ -25,7 +25,8 @@ def azp_of(request: web.Request) -> str | None:
 
 
 async def get_environment(request: web.Request) -> web.Response:
-    return json_response(environment_json(request.app[STATE].settings.issuer))
+    settings = request.app[STATE].settings
+    return json_response(environment_json(settings.issuer, session_minter=settings.session_minter))
 
 
 async def get_jwks(request: web.Request) -> web.Response:

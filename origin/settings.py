@@ -32,6 +32,9 @@ class OriginSettings:
     published_keys: tuple[Path, ...] = ()
     """Extra key files (PEM or JWK, public or private) whose public halves join the JWKS."""
     push_timeout_s: float = 2.0
+    session_minter: bool = True
+    """`auth_config.session_minter` in the environment: clients post `token` when true;
+    false makes clerk-js use the legacy `expired_token` retry instead."""
     clock: Clock = time.time
     """Wall clock in Unix seconds; tests pass their own to move time."""
 

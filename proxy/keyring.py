@@ -5,14 +5,25 @@ the origin's come from its JWKS, fetched at start, refreshed periodically,
 refetched when a token names an unknown `kid` (at most once per
 `min_refetch_s`, so garbage kids cannot turn into a flood of fetches), and
 kept as the last good copy when a fetch fails.
+
+With `cache_file`, the last good origin JWKS is also written there (to a
+temporary file in the same folder, fsynced, then renamed over the old one,
+so a crash never leaves half a file) whenever it changes, and read back at
+start: an edge restarted during an origin outage still verifies the tokens
+clients post. A cache file that is missing or unreadable is logged and
+ignored; a fetched JWKS always replaces what the file held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -33,6 +44,7 @@ class KeyRing:
         jwks_url: str,
         min_refetch_s: float,
         clock: Callable[[], float],
+        cache_file: Path | None = None,
     ) -> None:
         if not signing:
             raise ValueError("at least one signing key is needed")
@@ -46,7 +58,11 @@ class KeyRing:
         self._fetch_lock = asyncio.Lock()
         self.origin_keys_known = False
         self.fetches = 0
+        self._cache_file = cache_file
+        self._cached_body: bytes | None = None
         self._rebuild()
+        if cache_file is not None:
+            self._load_cache(cache_file)
 
     @property
     def active(self) -> SigningKey:
@@ -82,23 +98,48 @@ class KeyRing:
         if len(body) > _MAX_JWKS_BYTES:
             log.warning("origin JWKS is too large")
             return False
+        if not self._adopt(body, "origin JWKS"):
+            return False
+        if self._cache_file is not None and body != self._cached_body:
+            try:
+                await asyncio.to_thread(_write_atomically, self._cache_file, body)
+            except OSError as exc:
+                log.error("origin JWKS not cached to %s: %s", self._cache_file, exc.strerror)
+            else:
+                self._cached_body = body
+        return True
+
+    def _adopt(self, body: bytes, source: str) -> bool:
+        """Use the keys of a JWKS document; False (keys unchanged) when it has none."""
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
-            log.warning("origin JWKS is not JSON")
+            log.warning("%s is not JSON", source)
             return False
         if not isinstance(document, dict):
-            log.warning("origin JWKS is not an object")
+            log.warning("%s is not an object", source)
             return False
         keys, problems = load_public_jwks(document)
         for problem in problems:
-            log.warning("origin JWKS: skipped a key: %s", problem)
+            log.warning("%s: skipped a key: %s", source, problem)
         if not keys:
             return False
         self._origin_keys = keys
         self.origin_keys_known = True
         self._rebuild()
         return True
+
+    def _load_cache(self, path: Path) -> None:
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("origin JWKS cache %s unreadable: %s", path, exc.strerror)
+            return
+        if len(body) <= _MAX_JWKS_BYTES and self._adopt(body, f"origin JWKS cache {path}"):
+            self._cached_body = body
+            log.info("origin JWKS loaded from %s (%d keys)", path, len(self._origin_keys))
 
     async def refetch_for(self, kid: str, session: aiohttp.ClientSession) -> bool:
         """A token named an unknown kid: refetch (rate-limited); True when now known."""
@@ -109,3 +150,19 @@ class KeyRing:
                 return False
             await self._fetch(session)
             return kid in self._keys
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    """Replace `path` with `body`: a temporary file beside it, fsynced, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

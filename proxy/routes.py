@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
 from .errors import clerk_error
 from .forward import OriginFailure, fetch_buffered, forward_streaming
 from .headers import forwarded_response_headers
@@ -44,6 +45,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             return await handle_refresh(request, match["sid"], match["template"])
         if raw_path == "/__minter/push":
             return await handle_push(request)
+    if raw_path == ADMIN_OUTAGE_PATH:
+        return await handle_admin_outage(request)
     if raw_path == "/.well-known/jwks.json" and request.method in ("GET", "HEAD"):
         return _jwks(request, services)
     sign_out = sign_out_of(request.method, raw_path, query)

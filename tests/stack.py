@@ -52,6 +52,8 @@ class FakeClock:
 
 def listening_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # So that `Stack.start_origin` can bind the port again while old connections close.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     sock.setblocking(False)
@@ -87,6 +89,30 @@ class Stack:
     key: SigningKey
     key_path: Path
     prefix: str = ""
+    origin_settings: ReferenceSettings | None = None
+    origin_runner: web.AppRunner | None = None
+
+    async def stop_origin(self) -> None:
+        """Stop the reference origin for real: port closed, connections dropped."""
+        assert self.origin_runner is not None, "the origin is already stopped"
+        runner, self.origin_runner = self.origin_runner, None
+        await runner.cleanup()
+
+    async def start_origin(self) -> None:
+        """Start a new reference origin on the same port, over the same database."""
+        assert self.origin_runner is None, "the origin is running"
+        assert self.origin_settings is not None
+        host, port = self.origin_url.removeprefix("http://").rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.origin_app = create_origin_app(self.origin_settings)
+        runner = web.AppRunner(self.origin_app)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self.origin_runner = runner
 
     @property
     def fapi(self) -> str:
@@ -129,56 +155,71 @@ class Stack:
         assert status == 200
 
 
+def _edge_origin(given: OriginSettings | dict[str, Any] | None, url: str) -> OriginSettings:
+    """The edge's [origin] section: as given, or the defaults plus overrides, pointed at `url`."""
+    if isinstance(given, OriginSettings):
+        return given
+    return OriginSettings(url=url, **(given or {}))
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     folder: Path,
     clock: FakeClock,
     *,
     push_to_edge: bool = True,
+    origin_options: dict[str, Any] | None = None,
     **edge_sections: Any,
 ) -> AsyncIterator[Stack]:
-    """Start origin + edge; `edge_sections` replace Settings sections (e.g. tokens=...)."""
+    """Start origin + edge; `edge_sections` replace Settings sections (e.g. tokens=...).
+
+    `origin_options` are extra keyword arguments of the reference origin's settings.
+    """
     key_path = folder / "keys" / "instance.pem"
     key = write_key(key_path, overwrite=True)
     origin_sock, edge_sock = listening_socket(), listening_socket()
     origin_url, edge_url = url_of(origin_sock), url_of(edge_sock)
     server = edge_sections.pop("server", ServerSettings())
-    origin_app = create_origin_app(
-        ReferenceSettings(
-            database=folder / "origin.db",
-            signing_key=key_path,
-            secret_key=SECRET_KEY,
-            edges=(edge_url + server.prefix,) if push_to_edge else (),
-            push_secret=PUSH_SECRET,
-            clock=clock,
-        )
+    origin_settings = ReferenceSettings(
+        database=folder / "origin.db",
+        signing_key=key_path,
+        secret_key=SECRET_KEY,
+        edges=(edge_url + server.prefix,) if push_to_edge else (),
+        push_secret=PUSH_SECRET,
+        clock=clock,
+        **(origin_options or {}),
     )
+    origin_app = create_origin_app(origin_settings)
     settings = Settings(
         server=server,
-        origin=edge_sections.pop("origin", OriginSettings(url=origin_url)),
+        origin=_edge_origin(edge_sections.pop("origin", None), origin_url),
         keys=KeysSettings(signing=(key_path,)),
         push=PushSettings(secret=PUSH_SECRET),
         **edge_sections,
     )
     edge_app = create_app(settings, clock=clock, signing_keys=[key])
     runners = [web.AppRunner(origin_app), web.AppRunner(edge_app)]
+    stack = Stack(
+        origin_url=origin_url,
+        edge_url=edge_url,
+        origin_app=origin_app,
+        edge_app=edge_app,
+        clock=clock,
+        key=key,
+        key_path=key_path,
+        prefix=server.prefix,
+        origin_settings=origin_settings,
+        origin_runner=runners[0],
+    )
     try:
         for runner, sock in zip(runners, (origin_sock, edge_sock), strict=True):
             await runner.setup()
             await web.SockSite(runner, sock).start()
-        yield Stack(
-            origin_url=origin_url,
-            edge_url=edge_url,
-            origin_app=origin_app,
-            edge_app=edge_app,
-            clock=clock,
-            key=key,
-            key_path=key_path,
-            prefix=server.prefix,
-        )
+        yield stack
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
+        await runners[1].cleanup()
+        if stack.origin_runner is not None:
+            await stack.origin_runner.cleanup()
 
 
 @dataclass
