@@ -110,8 +110,7 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, str]:
         raise MalformedToken("alg is missing")
     if not isinstance(kid, str) or not kid:
         raise MalformedToken("kid is missing")
-    cat = header.get("cat")
-    if cat is not None and cat != SESSION_TOKEN_CAT:
+    if "cat" in header and header["cat"] != SESSION_TOKEN_CAT:  # `"cat": null` is not absent
         raise ClaimRejected("not a session token", claim="cat")
     return alg, kid
 
