@@ -286,7 +286,7 @@ def test_typ_other_than_jwt_is_refused(refused: Any, make_token: TokenFactory, t
     assert error.member == "typ"
 
 
-@pytest.mark.parametrize("cat", [TEMPLATE_CAT, "", SESSION_TOKEN_CAT.lower(), 0])
+@pytest.mark.parametrize("cat", [TEMPLATE_CAT, "", SESSION_TOKEN_CAT.lower(), 0, None])
 def test_a_token_of_another_class_is_refused(
     refused: Any, make_token: TokenFactory, cat: object
 ) -> None:
