@@ -1,0 +1,200 @@
+"""What only the Redis store has: expiry, Cluster slots, timeouts, outages and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from minter import ClaimsRecord
+from proxy.config import Settings, StoreSettings
+from proxy.store import RedisStore, StoreUnavailable, open_store
+from tests.redis_server import RedisServer, free_port
+from tests.stack import Browser, FakeClock, decode, running_stack
+
+SETTINGS = Settings()
+RECORD_TTL = SETTINGS.tokens.outage_max_claims_age_s + SETTINGS.tokens.lifetime_s
+REVOCATION_TTL = SETTINGS.tokens.revocation_ttl_s
+
+
+def record(oiat: int) -> ClaimsRecord:
+    return ClaimsRecord(oiat=oiat, cat=None, claims={"sub": "user_1"}, origin_lifetime_s=60)
+
+
+def redis_store(url: str, *, socket_timeout_s: float = 0.5) -> RedisStore:
+    settings = dataclasses.replace(
+        SETTINGS,
+        store=StoreSettings(backend="redis", redis_url=url, socket_timeout_s=socket_timeout_s),
+    )
+    store = open_store(settings, FakeClock(0))
+    assert isinstance(store, RedisStore)
+    return store
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    opened = redis_store(redis_url)
+    yield opened
+    await opened.close()
+
+
+async def write_everything(store: RedisStore) -> None:
+    await store.remember("sess_1", "org_acme", record(100))
+    await store.settle("sess_1", "", record(100))
+    await store.revoke(["sess_1"])
+    await store.mark_stale(session_ids=["sess_1"], user_ids=["user_1"], mark=100)
+    await store.note_client_session("client_a", "sess_1")
+
+
+async def test_every_key_expires_within_its_bound(
+    store: RedisStore, shared_redis: RedisServer
+) -> None:
+    await write_everything(store)
+    client = shared_redis.client()
+    try:
+        ttls = {key.decode(): client.ttl(key) for key in client.keys("*")}
+    finally:
+        client.close()
+    assert len(ttls) == 6, ttls  # two records, tombstone, two marks, client list
+    for key, ttl in ttls.items():
+        bound = RECORD_TTL if ":rec:" in key else REVOCATION_TTL
+        assert 0 < ttl <= bound, (key, ttl)
+
+
+async def test_keys_of_a_session_share_one_cluster_slot(
+    store: RedisStore, shared_redis: RedisServer
+) -> None:
+    await write_everything(store)
+    client = shared_redis.client()
+    try:
+        keys = [key.decode() for key in client.keys("*")]
+    finally:
+        client.close()
+    session_keys = [key for key in keys if "{sess_1}" in key]
+    assert len(session_keys) == 4
+    assert len({key_slot(key.encode()) for key in session_keys}) == 1
+
+
+async def test_nothing_listening_is_store_unavailable_everywhere() -> None:
+    store = redis_store(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        calls = [
+            store.state("sess_1", "", "user_1"),
+            store.remember("sess_1", "", record(1)),
+            store.settle("sess_1", "", record(1)),
+            store.settle("sess_1", "", None),
+            store.is_revoked("sess_1"),
+            store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=1),
+            store.note_client_session("client_a", "sess_1"),
+            store.client_sessions("client_a"),
+        ]
+        for call in calls:
+            with pytest.raises(StoreUnavailable):
+                await call
+        assert not await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_a_command_that_hangs_times_out_as_store_unavailable(own_redis: RedisServer) -> None:
+    store = redis_store(own_redis.url, socket_timeout_s=0.2)
+    try:
+        assert await store.ping()
+        pauser = own_redis.client()
+        try:
+            pauser.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+        finally:
+            pauser.close()
+        with pytest.raises(StoreUnavailable, match="Timeout"):
+            await store.state("sess_1", "", "user_1")
+    finally:
+        await store.close()
+
+
+async def test_restart_reconnects_without_a_failed_call(own_redis: RedisServer) -> None:
+    store = redis_store(own_redis.url)
+    try:
+        await store.remember("sess_1", "", record(100))
+        await asyncio.to_thread(own_redis.stop)
+        await asyncio.to_thread(own_redis.start)  # empty: no persistence
+        state = await store.state("sess_1", "", "user_1")  # the pooled connection is dead
+        assert state.freshest is None
+        assert await store.remember("sess_1", "", record(50))
+    finally:
+        await store.close()
+
+
+async def test_a_sign_out_that_could_not_be_written_waits_and_is_retried(
+    own_redis: RedisServer,
+) -> None:
+    edge, other_edge = redis_store(own_redis.url), redis_store(own_redis.url)
+    try:
+        await asyncio.to_thread(own_redis.stop)
+        with pytest.raises(StoreUnavailable):
+            await edge.revoke(["sess_1"])
+        assert len(edge.pending) == 1
+        assert await edge.is_revoked("sess_1"), "this edge answers it as revoked meanwhile"
+        assert await edge.settle("sess_1", "", record(1))
+        await asyncio.to_thread(own_redis.start)
+        ready = await edge.ping()  # reachable again: the queue is written on the way
+        assert ready
+        assert len(edge.pending) == 0
+        assert await other_edge.is_revoked("sess_1")
+        assert (await other_edge.state("sess_1", "", "user_1")).revoked
+    finally:
+        await edge.close()
+        await other_edge.close()
+
+
+async def test_the_retry_task_writes_queued_sign_outs_by_itself(own_redis: RedisServer) -> None:
+    edge, other_edge = redis_store(own_redis.url), redis_store(own_redis.url)
+    try:
+        await asyncio.to_thread(own_redis.stop)
+        with pytest.raises(StoreUnavailable):
+            await edge.revoke(["sess_1", "sess_2"])
+        await asyncio.to_thread(own_redis.start)
+        async with asyncio.timeout(10):
+            # another client's view of Redis: no event to wait on, so a bounded poll
+            while not await other_edge.is_revoked("sess_2"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert await other_edge.is_revoked("sess_1")
+        assert len(edge.pending) == 0
+    finally:
+        await edge.close()
+        await other_edge.close()
+
+
+async def test_when_unavailable_mint_mints_through_a_double_outage(
+    tmp_path: Path, clock: FakeClock, own_redis: RedisServer
+) -> None:
+    store = StoreSettings(backend="redis", redis_url=own_redis.url, when_unavailable="mint")
+    async with running_stack(tmp_path, clock, store=store) as stack, Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        await asyncio.to_thread(own_redis.stop)
+        await stack.origin_faults("error503")
+        clock.advance(30)
+        minted = (await browser.refresh(sid, token=token)).jwt
+        await stack.origin_faults("ok")
+    assert decode(minted)[0]["oiat"] == decode(token)[0]["oiat"]
+    assert stack.decisions()[("minted", "outage")] == 1
+
+
+async def test_when_unavailable_origin_answers_503_in_a_double_outage(
+    tmp_path: Path, clock: FakeClock, own_redis: RedisServer
+) -> None:
+    store = StoreSettings(backend="redis", redis_url=own_redis.url)
+    async with running_stack(tmp_path, clock, store=store) as stack, Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        await asyncio.to_thread(own_redis.stop)
+        await stack.origin_faults("error503")
+        clock.advance(30)
+        answer = await browser.refresh(sid, token=token)
+        await stack.origin_faults("ok")
+    assert (answer.status, answer.error_code) == (503, "origin_unavailable")
+    assert not any(outcome == "minted" for outcome, _ in stack.decisions())
