@@ -95,7 +95,9 @@ async def handle_refresh(
     if isinstance(body, web.Response):
         return body
     try:
-        form = parse_refresh(body, request.query_string)
+        # The raw query: `query_string` is already percent-decoded (decoding it twice
+        # mangles values, and decoded control characters cannot be sent on).
+        form = parse_refresh(body, request.raw_path.partition("?")[2])
     except BadRefresh as exc:
         return clerk_error(request, 400, "form_param_format_invalid", str(exc))
     posted = form.token or form.expired_token
