@@ -2,8 +2,18 @@
 
 One shared `ClientSession` (no cookie jar, no automatic decompression, no
 redirects followed) is injected. The raw path and query reach the origin
-exactly as the client sent them, minus the edge's `{prefix}`. Connection
-failures become 502 and timeouts 504, in the Clerk error shape.
+exactly as the client sent them, minus the edge's `{prefix}` (the target
+is built from the raw string with `encoded=True`, so nothing decodes or
+normalises `%2F`, `..` or `//`). Connection failures become 502 and
+timeouts 504, in the Clerk error shape.
+
+Request bodies are never read whole here: they are streamed, and when the
+client framed the body with a Content-Length, the origin gets that same
+length (the integer aiohttp's parser validated, which also bounds the stream),
+so a known-length body is not turned into a chunked one. Bodies whose length
+is unknown go on chunked. On the answer, `Content-Length` is taken from the
+parsed answer; aiohttp drops it where a body is forbidden (1xx, 204) and
+keeps it for HEAD and 304, as the origin sent it.
 """
 
 from __future__ import annotations
@@ -26,10 +36,10 @@ __all__ = [
     "Upstream",
     "fetch_buffered",
     "forward_streaming",
+    "read_capped",
 ]
 
 _CHUNK = 64 * 1024
-_BUFFER_LIMIT = 1024 * 1024  # bodies up to this size with a Content-Length are sent whole
 _SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -79,18 +89,41 @@ class OriginAnswer:
     body: bytes
 
 
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None when it is longer than `limit` bytes.
+
+    `StreamReader.read(n)` answers with whatever has arrived so far, so a body
+    split over several TCP segments has to be read until EOF.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    while not request.content.at_eof():
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def _stream_body(request: web.Request) -> AsyncIterator[bytes]:
     async for chunk in request.content.iter_chunked(_CHUNK):
         yield chunk
 
 
-async def _request_body(request: web.Request) -> bytes | AsyncIterator[bytes] | None:
+def _streamed_request(
+    upstream: Upstream, request: web.Request
+) -> tuple[CIMultiDict[str], AsyncIterator[bytes] | None]:
+    headers = upstream.request_headers(request)
     if not request.body_exists:
-        return None
-    length = request.content_length
-    if length is not None and length <= _BUFFER_LIMIT:
-        return await request.read()
-    return _stream_body(request)
+        return headers, None
+    if request.content_length is not None:
+        # The client stream is bounded to this length by the parser; aiohttp
+        # then sends exactly these bytes instead of chunking them.
+        headers["Content-Length"] = str(request.content_length)
+    return headers, _stream_body(request)
 
 
 def _failure(exc: BaseException) -> OriginFailure:
@@ -128,12 +161,13 @@ async def fetch_buffered(
 async def forward_streaming(upstream: Upstream, request: web.Request) -> web.StreamResponse:
     """Forward any request as it came, streaming both bodies."""
     reply: web.StreamResponse | None = None
+    headers, body = _streamed_request(upstream, request)
     try:
         async with upstream.session.request(
             request.method,
             upstream.target(request.raw_path),
-            headers=upstream.request_headers(request),
-            data=await _request_body(request),
+            headers=headers,
+            data=body,
             allow_redirects=False,
             skip_auto_headers=_SKIP_AUTO_HEADERS,
             timeout=upstream.stream_timeout,
@@ -141,7 +175,7 @@ async def forward_streaming(upstream: Upstream, request: web.Request) -> web.Str
             reply = web.StreamResponse(status=response.status, reason=response.reason)
             reply.headers.extend(forwarded_response_headers(response.headers))
             no_body = request.method == "HEAD" or response.status in _NO_BODY_STATUSES
-            if response.content_length is not None and not no_body:
+            if response.content_length is not None:
                 reply.content_length = response.content_length
             await reply.prepare(request)
             if not no_body:

@@ -4,7 +4,8 @@
 without it) and a JSON body `{"revoked_sessions": [sid...],
 "stale_sessions": [sid...], "stale_users": [user_id...]}`. Revoked sessions
 are never minted at the edge again; stale ones have claims with an `oiat`
-up to now sent to the origin.
+up to now sent to the origin. An empty configured secret turns the
+endpoint off (every call gets 401), so a missing setting never opens it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from .errors import clerk_error, json_response
+from .forward import read_capped
 from .services import SERVICES
 from .store import StoreUnavailable
 
@@ -32,8 +34,10 @@ def _authorized(request: web.Request, secret: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     expected = secret.encode("utf-8")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode("utf-8"), expected
+    return (
+        bool(secret)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode("utf-8"), expected)
     )
 
 
@@ -50,8 +54,8 @@ async def handle_push(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     if not _authorized(request, services.settings.push.secret):
         return clerk_error(request, 401, "unauthorized", "the push secret is missing or wrong")
-    body = await request.content.read(_MAX_PUSH_BYTES + 1)
-    if len(body) > _MAX_PUSH_BYTES:
+    body = await read_capped(request, _MAX_PUSH_BYTES)
+    if body is None:
         return clerk_error(request, 413, "request_too_large", "the push body is too large")
     try:
         document = orjson.loads(body)

@@ -14,11 +14,11 @@ from aiohttp import web
 
 from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
 from .errors import clerk_error
-from .forward import OriginFailure, fetch_buffered, forward_streaming
+from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
 from .headers import forwarded_response_headers
 from .push import handle_push
 from .services import SERVICES, Services
-from .signout import SignOut, session_ids_in, sign_out_of
+from .signout import SignOut, session_ids_in, session_ids_in_cookies, sign_out_of
 from .store import StoreUnavailable
 from .tokens import TOKEN_PATH, client_key, handle_refresh
 
@@ -84,10 +84,8 @@ async def _forward_sign_out(
     request: web.Request, services: Services, sign_out: SignOut
 ) -> web.StreamResponse:
     """Forward a sign-out whole, and revoke what it ended once the origin said 2xx."""
-    if request.content_length is not None and request.content_length > _MAX_SIGN_OUT_BODY:
-        return clerk_error(request, 413, "request_too_large", "the request body is too large")
-    body = await request.content.read(_MAX_SIGN_OUT_BODY + 1)
-    if len(body) > _MAX_SIGN_OUT_BODY:
+    body = await read_capped(request, _MAX_SIGN_OUT_BODY)
+    if body is None:
         return clerk_error(request, 413, "request_too_large", "the request body is too large")
     try:
         answer = await fetch_buffered(
@@ -100,7 +98,12 @@ async def _forward_sign_out(
         if sign_out.session_id is not None:
             ended = {sign_out.session_id}
         else:
-            ended = session_ids_in(answer.body)
+            ended = session_ids_in(answer.body) | session_ids_in_cookies(
+                request.cookies,
+                keys=services.keyring.keys,
+                rules=services.rules,
+                now=services.now(),
+            )
             key = client_key(request)
             if key is not None:
                 try:

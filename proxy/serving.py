@@ -9,6 +9,11 @@
   closes the connection if no complete request head has arrived by then. So
   one deadline bounds both an idle keep-alive connection and a request head
   that trickles in (slowloris); it never fires while a request is handled.
+- Lingering: when the edge answers before reading a body (a 413 on the
+  token route), aiohttp keeps reading and discarding the rest for a while so
+  the client can read the answer before the connection closes. That is
+  capped at `min(2 s, server.header_timeout_s)`, not aiohttp's 10 s, so a
+  refused upload cannot hold a connection open for long.
 - Framing errors (CL+TE, duplicate Content-Length, obs-fold, bare LF, bad
   chunk sizes) are refused by the same parser with 400 and a closed
   connection, so nothing ambiguous is ever forwarded.
@@ -22,6 +27,8 @@ from .config import ServerSettings
 
 __all__ = ["handler_args"]
 
+_MAX_LINGER_S = 2.0
+
 
 def handler_args(server: ServerSettings) -> dict[str, Any]:
     return {
@@ -29,4 +36,5 @@ def handler_args(server: ServerSettings) -> dict[str, Any]:
         "max_field_size": server.max_header_bytes,
         "max_headers": server.max_headers,
         "keepalive_timeout": server.header_timeout_s,
+        "lingering_time": min(_MAX_LINGER_S, server.header_timeout_s),
     }

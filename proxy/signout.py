@@ -5,27 +5,44 @@ Recognised shapes (on the raw path, after the prefix):
 `DELETE /v1/client/sessions/{sid}` (or `POST` with `_method=DELETE`), and
 `DELETE /v1/client` and `DELETE /v1/client/sessions` (what clerk-js's
 `signOut()` sends, as `POST ?_method=DELETE`), which name no session:
-then every session id the edge saw on that client's token requests, and
-every one in the origin's answer, is revoked. A sign-out is recorded only
-after the origin answered it with 2xx, so nobody can knock someone else's
-session off the edge with an unauthenticated request.
+then every session id the edge saw on that client's token requests, every
+one in the origin's answer, and the session of each `__session` cookie the
+request carried (`__session` or clerk-js's suffixed `__session_<suffix>`)
+is revoked. A sign-out is recorded only after the origin answered it with
+2xx, so nobody can knock someone else's session off the edge with an
+unauthenticated request.
+
+A `__session` cookie counts only when it holds a token that verifies
+against the edge's key set (signature, issuer, and its `sid`): a forged
+cookie names no session. Its expiry may be long past (the cookie outlives
+its 60-second token, and sign-outs come late); a genuine old token of
+someone else still only sends that session's refreshes to the origin,
+which is the safe direction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 import orjson
 
-__all__ = ["SignOut", "session_ids_in", "sign_out_of"]
+from minter import PublicKey, TokenRejected, VerifyRules, verify_session_token
+from minter.jws import b64url_decode, split_compact
+
+__all__ = ["SignOut", "session_ids_in", "session_ids_in_cookies", "sign_out_of"]
 
 _SESSION_SIGN_OUT = re.compile(
     r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})(?P<action>/end|/remove)?"
 )
 _WHOLE_CLIENT = frozenset({"/v1/client", "/v1/client/sessions"})
 _MAX_ANSWER_BYTES = 1024 * 1024
+_SESSION_COOKIE = re.compile(r"__session(?:_[A-Za-z0-9_-]{1,64})?")
+_MAX_SESSION_COOKIES = 8
+_ANY_AGE = 2**53  # expiry is not what makes a sign-out cookie trustworthy
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,4 +90,39 @@ def session_ids_in(body: bytes) -> set[str]:
         for session in part.get("sessions") or ():
             if isinstance(session, dict) and isinstance(session.get("id"), str):
                 found.add(session["id"])
+    return found
+
+
+def _claimed_sid(token: str, rules: VerifyRules) -> str | None:
+    """The `sid` a token claims, unverified: only to know what to verify it against."""
+    try:
+        _, payload, _ = split_compact(token, max_bytes=rules.max_token_bytes)
+        claims = orjson.loads(b64url_decode(payload, what="payload"))
+    except (TokenRejected, orjson.JSONDecodeError):
+        return None
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
+def session_ids_in_cookies(
+    cookies: Mapping[str, str],
+    *,
+    keys: Mapping[str, PublicKey],
+    rules: VerifyRules,
+    now: int,
+) -> set[str]:
+    """Session ids of the `__session` cookies whose tokens verify (expiry ignored)."""
+    lenient = dataclasses.replace(rules, max_expired_s=_ANY_AGE)
+    found: set[str] = set()
+    names = [name for name in cookies if _SESSION_COOKIE.fullmatch(name)]
+    for name in names[:_MAX_SESSION_COOKIES]:
+        token = cookies[name]
+        sid = _claimed_sid(token, rules)
+        if sid is None:
+            continue
+        try:
+            verify_session_token(token, session_id=sid, keys=keys, rules=lenient, now=now)
+        except TokenRejected:
+            continue
+        found.add(sid)
     return found
