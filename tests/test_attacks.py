@@ -1095,3 +1095,26 @@ async def test_forged_tokens_while_the_origin_is_down_get_503(target: Target) ->
         answer = await refused(target, token)
         assert answer.status == 503
         assert answer.error_code == "origin_unavailable"
+
+
+async def test_stolen_token_without_the_cookie_dies_at_the_claims_age_bound(
+    target: Target,
+) -> None:
+    """SECURITY.md: a stolen token buys clones only until `oiat + max_claims_age_s`."""
+    bound = target.stack.edge_app[SERVICES].bounds.max_claims_age_s
+    oiat = target.header["oiat"]
+    clock = target.stack.clock
+    async with Browser(target.stack.fapi) as thief:  # no __client cookie
+        stolen = target.token
+        for at in (30, bound - 10):
+            clock.advance(oiat + at - clock.now)
+            stolen = (await thief.refresh(target.sid, token=stolen)).jwt
+            header, claims = decode(stolen)
+            assert header["oiat"] == oiat
+            assert claims["exp"] <= oiat + bound
+        clock.advance(oiat + bound + 1 - clock.now)
+        answer = await thief.refresh(target.sid, token=stolen)
+    assert answer.status != 200, "past the bound the origin wants the cookie"
+    assert target.stack.decisions()[("minted", "edge")] == 2
+    assert target.stack.decisions()[("origin", "too_old")] == 1
+    assert target.canary.connections == 0
