@@ -50,7 +50,9 @@ def age_fva(fva: object, *, source_iat: int, oiat: int, now: int) -> object:
     """Age `fva` (minutes since first and second factor; -1 = never)."""
     if not isinstance(fva, list):
         return fva
-    minutes = (now - oiat) // 60 - (source_iat - oiat) // 60
+    # Never negative: a clock that is behind the source's iat must not make a
+    # factor younger, nor turn a verified factor into -1 ("never").
+    minutes = max(0, (now - oiat) // 60 - (source_iat - oiat) // 60)
     return [item if item == -1 else item + minutes for item in fva]
 
 

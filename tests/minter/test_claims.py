@@ -172,7 +172,8 @@ def test_a_clone_of_a_clone_is_aged_like_a_direct_clone(
     fva: list[int], oiat: int, offsets: list[int]
 ) -> None:
     # Start from the origin's claims (iat == oiat) and clone along a chain of edge
-    # clocks in any order; fva must equal one clone made directly at the last time.
+    # clocks moving forward; fva must equal one clone made directly at the last time.
+    offsets = sorted(offsets)
     origin = {**session_claims(oiat), "fva": fva}
     chained = origin
     for offset in offsets:
@@ -181,6 +182,26 @@ def test_a_clone_of_a_clone_is_aged_like_a_direct_clone(
     assert chained["fva"] == direct["fva"]
     elapsed = max(offsets[-1], 0) // 60
     assert direct["fva"] == [item if item == -1 else item + elapsed for item in fva]
+
+
+@settings(max_examples=300)
+@given(
+    fva=fva_values,
+    oiat=times,
+    offsets=st.lists(st.integers(min_value=-5, max_value=10**7), min_size=1, max_size=5),
+)
+def test_fva_never_gets_younger_even_when_clocks_disagree(
+    fva: list[int], oiat: int, offsets: list[int]
+) -> None:
+    # Edges whose clocks disagree clone in any order: a factor never looks more
+    # recent than the source said, and a verified factor never becomes -1.
+    chained = {**session_claims(oiat), "fva": fva}
+    for offset in offsets:
+        before = chained["fva"]
+        chained = clone(chained, oiat=oiat, now=oiat + offset)
+        for old, new in zip(before, chained["fva"], strict=True):
+            assert (new == -1) == (old == -1)
+            assert new >= old
 
 
 @given(oiat=times, source_age=st.integers(0, 10**6), now_offset=st.integers(-5, 10**9))
