@@ -157,7 +157,7 @@ async def edge_in_front(
         server=sections.pop("server", ServerSettings()),
         origin=origin,
         keys=KeysSettings(signing=(key_path,)),
-        push=PushSettings(secret=PUSH_SECRET),
+        push=sections.pop("push", PushSettings(secret=PUSH_SECRET)),
         **sections,
     )
     app = create_app(settings, clock=clock or FakeClock(0), signing_keys=[key])
