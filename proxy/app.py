@@ -25,6 +25,7 @@ from .health import OriginHealth
 from .keyring import KeyRing
 from .keys import load_signing_keys
 from .limits import LIMITS, Limits
+from .logs import install_request_log
 from .metrics import Metrics
 from .prober import probe_forever
 from .redact import install_access_log_redaction
@@ -52,7 +53,7 @@ def _health(settings: Settings, clock: Callable[[], float], metrics: Metrics) ->
         slow_s=origin.slow_answer_s,
         probe_lease_s=origin.timeout_s + origin.connect_timeout_s,
         forced=origin.outage,
-        on_change=lambda health: metrics.breaker_open.set(1 if health.outage else 0),
+        on_change=lambda health: metrics.set_breaker(str(health.state), health.outage),
     )
 
 
@@ -79,6 +80,7 @@ def create_app(
             cache_file=Path(settings.origin.jwks_cache_file)
             if settings.origin.jwks_cache_file
             else None,
+            on_fetch=lambda ok: metrics.jwks_refreshes.labels("ok" if ok else "failed").inc(),
         ),
         store=store if store is not None else _store(settings, clock),
         health=_health(settings, clock, metrics),
@@ -99,6 +101,8 @@ def create_app(
         handler_args=handler_args(settings.server),
     )
     app[SERVICES] = services
+    metrics.before_render.append(lambda: _observe_state(services))
+    install_request_log(app, metrics, frozenset(settings.server.trusted_proxies))
     app[LIMITS] = Limits(
         settings.limits,
         clock=clock,
@@ -165,5 +169,13 @@ async def _refresh_jwks(services: Services, session: aiohttp.ClientSession) -> N
     while True:
         interval = settings.jwks_refresh_s if services.keyring.origin_keys_known else 2.0
         await asyncio.sleep(interval)
-        ok = await services.keyring.refresh(session)
-        services.metrics.jwks_refreshes.labels("ok" if ok else "failed").inc()
+        await services.keyring.refresh(session)  # counted by the key ring's on_fetch
+
+
+def _observe_state(services: Services) -> None:
+    """Gauges of state owned elsewhere, refreshed on each scrape."""
+    metrics, health, keyring = services.metrics, services.health, services.keyring
+    metrics.set_breaker(str(health.state), health.outage)
+    metrics.signing_keys.labels("active").set(1)
+    metrics.signing_keys.labels("published").set(len(keyring.signing))
+    metrics.signing_keys.labels("retiring").set(len(keyring.retiring))

@@ -1,6 +1,9 @@
 """`session-minter`: serve | origin | demo | keygen | check-config.
 
 Configuration problems print one line on stderr and exit with status 2.
+`serve --workers N` overrides `server.workers`; `serve` and `origin` log in
+the `server.log_format` shape (see `proxy/logs.py`), the other commands as
+plain text.
 """
 
 from __future__ import annotations
@@ -8,18 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from .app import create_app
 from .config import SECRET_KEYS, ConfigError, Settings, load_settings
 from .keygen import KEY_TYPES, write_key
 from .keys import load_signing_keys
+from .logs import configure_logging
+from .process import serve
 
 __all__ = ["main"]
 
@@ -29,8 +35,11 @@ log = logging.getLogger("session_minter")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="session-minter", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the edge proxy")
-    serve.add_argument("--config", type=Path, help="TOML config file")
+    serving = commands.add_parser("serve", help="run the edge proxy")
+    serving.add_argument("--config", type=Path, help="TOML config file")
+    serving.add_argument(
+        "--workers", type=int, help="processes sharing the port (default: server.workers)"
+    )
     origin = commands.add_parser("origin", help="run the reference origin API")
     origin.add_argument("--config", type=Path, help="TOML config file")
     demo = commands.add_parser(
@@ -47,13 +56,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_MASK = "********"
+
+
+def _without_password(url: str) -> str:
+    """A URL with the password of its userinfo (redis://user:pw@host) masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
+
+
 def _masked(settings: Settings) -> dict[str, Any]:
     shown: dict[str, Any] = {}
     for section in dataclasses.fields(settings):
         values = dataclasses.asdict(getattr(settings, section.name))
         for key, value in values.items():
             if (section.name, key) in SECRET_KEYS:
-                values[key] = "********"
+                values[key] = _MASK
+            elif isinstance(value, str) and "://" in value:
+                values[key] = _without_password(value)
             elif isinstance(value, Path):
                 values[key] = str(value)
             elif isinstance(value, tuple):
@@ -65,31 +89,31 @@ def _masked(settings: Settings) -> dict[str, Any]:
 def _check_config(path: Path | None) -> int:
     settings = load_settings(path)
     keys = load_signing_keys(settings.keys)
-    import json
-
     print(json.dumps(_masked(settings), indent=2))
     print(f"signing key: kid={keys[0].kid} alg={keys[0].alg}; {len(keys)} key(s) published")
     return 0
 
 
-def _serve(path: Path | None) -> int:
+def _serve(path: Path | None, workers: int | None) -> int:
     settings = load_settings(path)
-    app = create_app(settings)
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=lambda text: log.info("%s", text),
-    )
-    return 0
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError("--workers: must be at least 1")
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, workers=workers)
+        )
+    load_signing_keys(settings.keys)  # unreadable keys: one line and exit 2, before any fork
+    configure_logging(settings.server.log_format)
+    return serve(settings, path)
 
 
 def _origin(path: Path | None) -> int:
     from origin import OriginSettings
     from origin import create_app as create_origin_app
 
-    settings = load_settings(path).reference_origin
-    push_secret = load_settings(path).push.secret
+    loaded = load_settings(path)
+    settings, push_secret = loaded.reference_origin, loaded.push.secret
+    configure_logging(loaded.server.log_format)
     origin_settings = OriginSettings(
         host=settings.host,
         port=settings.port,
@@ -133,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return _serve(args.config)
+            return _serve(args.config, args.workers)
         if args.command == "origin":
             return _origin(args.config)
         if args.command == "demo":

@@ -63,6 +63,8 @@ class ServerSettings:
     max_headers: int = 100  # cap on the number of request headers
     log_format: str = "json"  # "json" (one object per line) or "text"
     metrics_port: int = 0  # 0: /metrics on the main port; else its own port
+    shutdown_timeout_s: float = 30.0  # on SIGTERM: how long in-flight requests may finish
+    loop: str = "asyncio"  # event loop: "asyncio", "uvloop" (must be installed) or "auto"
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "server.port", "must be 0..65535")
@@ -71,6 +73,12 @@ class ServerSettings:
         _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
         _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
         _require(self.header_timeout_s > 0, "server.header_timeout_s", "must be > 0")
+        _require(self.shutdown_timeout_s >= 0, "server.shutdown_timeout_s", "must be >= 0")
+        _require(
+            self.loop in ("asyncio", "uvloop", "auto"),
+            "server.loop",
+            'is "asyncio", "uvloop" or "auto"',
+        )
         _require(
             self.prefix == "" or (self.prefix.startswith("/") and not self.prefix.endswith("/")),
             "server.prefix",

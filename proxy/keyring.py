@@ -12,6 +12,16 @@ so a crash never leaves half a file) whenever it changes, and read back at
 start: an edge restarted during an origin outage still verifies the tokens
 clients post. A cache file that is missing or unreadable is logged and
 ignored; a fetched JWKS always replaces what the file held.
+
+Rotation (`rotate`, run on SIGHUP): the key files named in config are read
+again and the first one signs from then on. An edge key that is no longer
+configured is not dropped at once: its public half stays published and
+trusted for `overlap_s` (tokens it signed are still live, still posted back
+for cloning, and still held by verifiers that cached the JWKS), then it
+goes. A key configured again while retiring is simply kept.
+
+Every fetch (at start, periodic, unknown kid) is reported to `on_fetch`
+with its result, for the metrics.
 """
 
 from __future__ import annotations
@@ -45,11 +55,15 @@ class KeyRing:
         min_refetch_s: float,
         clock: Callable[[], float],
         cache_file: Path | None = None,
+        on_fetch: Callable[[bool], None] | None = None,
     ) -> None:
         if not signing:
             raise ValueError("at least one signing key is needed")
         self._signing = tuple(signing)
         self._edge_public = [key.public for key in signing]
+        self._retiring: dict[str, tuple[PublicKey, float]] = {}  # kid -> (key, until)
+        self._next_retirement = float("inf")
+        self._on_fetch = on_fetch
         self._origin_keys: list[PublicKey] = []
         self._jwks_url = jwks_url
         self._min_refetch_s = min_refetch_s
@@ -70,13 +84,66 @@ class KeyRing:
 
     @property
     def keys(self) -> KeySet:
+        self._retire_due()
         return self._keys
 
+    @property
+    def jwks_body(self) -> bytes:
+        """The JWKS document the edge publishes: its keys, retiring keys, the origin's."""
+        self._retire_due()
+        return self._jwks_body
+
+    @property
+    def jwks_etag(self) -> str:
+        self._retire_due()
+        return self._jwks_etag
+
+    def _retire_due(self) -> None:
+        if self._clock() >= self._next_retirement:
+            self._rebuild()
+
+    @property
+    def signing(self) -> tuple[SigningKey, ...]:
+        return self._signing
+
+    @property
+    def retiring(self) -> dict[str, float]:
+        """Kids of edge keys still published after a rotation, with when they go."""
+        self._retire_due()
+        return {kid: until for kid, (_key, until) in self._retiring.items()}
+
+    def rotate(self, signing: Sequence[SigningKey], *, overlap_s: float) -> None:
+        """Sign with `signing[0]` from now on; keep dropped edge keys for `overlap_s`."""
+        if not signing:
+            raise ValueError("at least one signing key is needed")
+        now = self._clock()
+        kept = {key.kid for key in signing}
+        for key in self._edge_public:
+            if key.kid not in kept and key.kid not in self._retiring:
+                self._retiring[key.kid] = (key, now + overlap_s)
+        for kid in kept:
+            self._retiring.pop(kid, None)
+        self._signing = tuple(signing)
+        self._edge_public = [key.public for key in signing]
+        self._rebuild()
+        log.warning(
+            "signing keys reloaded: kid %s signs; %d published, %d retiring",
+            self.active.kid,
+            len(self._edge_public),
+            len(self._retiring),
+        )
+
     def _rebuild(self) -> None:
-        self._keys = KeySet([*self._edge_public, *self._origin_keys])
+        now = self._clock()
+        self._retiring = {kid: entry for kid, entry in self._retiring.items() if entry[1] > now}
+        self._next_retirement = min(
+            (until for _key, until in self._retiring.values()), default=float("inf")
+        )
+        retiring = [key for key, _until in self._retiring.values()]
+        self._keys = KeySet([*self._edge_public, *retiring, *self._origin_keys])
         body = orjson.dumps(self._keys.jwks())
-        self.jwks_body = body
-        self.jwks_etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        self._jwks_body = body
+        self._jwks_etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
     async def refresh(self, session: aiohttp.ClientSession) -> bool:
         """Fetch the origin's JWKS; keep the last good copy on failure."""
@@ -86,6 +153,12 @@ class KeyRing:
     async def _fetch(self, session: aiohttp.ClientSession) -> bool:
         self._last_fetch = self._clock()
         self.fetches += 1
+        ok = await self._fetch_once(session)
+        if self._on_fetch is not None:
+            self._on_fetch(ok)
+        return ok
+
+    async def _fetch_once(self, session: aiohttp.ClientSession) -> bool:
         try:
             async with session.get(self._jwks_url, allow_redirects=False) as response:
                 if response.status != 200:

@@ -1,24 +1,64 @@
-"""Prometheus metrics, one registry per app (so tests can run many apps)."""
+"""Prometheus metrics, one registry per app (so tests can run many apps).
+
+| metric | labels | what |
+|---|---|---|
+| `session_minter_requests_total` | `route`, `status` | every answer, by edge route |
+| `session_minter_request_seconds` | `route` | time to answer (to the handler's return) |
+| `session_minter_refresh_decisions_total` | `outcome`, `reason` | minted / origin / refused |
+| `session_minter_mint_seconds` | | edge mint latency (sign + store) |
+| `session_minter_origin_seconds` | | origin latency of refreshes sent on |
+| `session_minter_origin_failures_total` | `kind` | connect, timeout, status_503, slow... |
+| `session_minter_origin_breaker_open` | | 1 while in outage mode |
+| `session_minter_origin_breaker_state` | `state` | 1 for the current state |
+| `session_minter_store_errors_total` | | session store calls that failed |
+| `session_minter_jwks_refreshes_total` | `result` | origin JWKS fetches, ok / failed |
+| `session_minter_key_reloads_total` | `result` | SIGHUP reloads of the signing keys |
+| `session_minter_signing_keys` | `state` | active / published / retiring keys |
+| `session_minter_revocations_total` | `source` | sessions revoked (sign_out, push) |
+
+Gauges that describe state owned elsewhere (the breaker, the key ring) are
+refreshed by the `before_render` hooks, run on each scrape, so a scrape never
+shows a state older than the scrape itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-__all__ = ["Metrics"]
+__all__ = ["METRICS_CONTENT_TYPE", "Metrics", "metrics_app", "metrics_response"]
 
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BREAKER_STATES = ("closed", "open", "half_open")
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    before_render: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         r = self.registry
         self.requests = Counter(
             "session_minter_requests", "Answered requests", ["route", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "session_minter_request_seconds",
+            "Time to answer, by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.decisions = Counter(
             "session_minter_refresh_decisions",
@@ -41,15 +81,57 @@ class Metrics:
         self.breaker_open = Gauge(
             "session_minter_origin_breaker_open", "1 while in outage mode", registry=r
         )
+        self.breaker_state = Gauge(
+            "session_minter_origin_breaker_state",
+            "1 for the breaker's current state (closed, open, half_open)",
+            ["state"],
+            registry=r,
+        )
         self.store_errors = Counter(
             "session_minter_store_errors", "Session store errors", registry=r
         )
         self.jwks_refreshes = Counter(
             "session_minter_jwks_refreshes", "Origin JWKS fetches", ["result"], registry=r
         )
+        self.key_reloads = Counter(
+            "session_minter_key_reloads", "Signing key reloads (SIGHUP)", ["result"], registry=r
+        )
+        self.signing_keys = Gauge(
+            "session_minter_signing_keys",
+            "Edge keys: active (signs), published (configured), retiring (overlap)",
+            ["state"],
+            registry=r,
+        )
         self.revocations = Counter(
             "session_minter_revocations", "Sessions revoked", ["source"], registry=r
         )
+        for result in ("ok", "failed"):  # present from the first scrape, at 0
+            self.jwks_refreshes.labels(result)
+            self.key_reloads.labels(result)
+
+    def set_breaker(self, state: str, outage: bool) -> None:
+        self.breaker_open.set(1 if outage else 0)
+        for name in BREAKER_STATES:
+            self.breaker_state.labels(name).set(1 if name == state else 0)
 
     def render(self) -> bytes:
+        for hook in self.before_render:
+            hook()
         return generate_latest(self.registry)
+
+
+def metrics_response(metrics: Metrics) -> web.Response:
+    response = web.Response(body=metrics.render())
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
+
+
+def metrics_app(metrics: Metrics) -> web.Application:
+    """The app behind `server.metrics_port`: `GET /metrics` and nothing else."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return metrics_response(metrics)
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    return app

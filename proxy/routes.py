@@ -3,12 +3,15 @@
 Matching is on the raw request target, byte for byte (no decoding, no
 normalisation), so what is not exactly an edge route is forwarded as sent.
 The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
-`/metrics` are answered at the root.
+`/metrics` are answered at the root (`/metrics` only when no
+`server.metrics_port` is set; with one, it is served there alone). Each
+branch names its route for the request log and the request metrics.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
 
@@ -16,6 +19,8 @@ from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
 from .errors import clerk_error
 from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
 from .headers import forwarded_response_headers
+from .logs import note_route
+from .metrics import metrics_response
 from .push import handle_push
 from .services import SERVICES, Services
 from .signout import SignOut, session_ids_in, session_ids_in_cookies, sign_out_of
@@ -27,13 +32,20 @@ __all__ = ["dispatch"]
 log = logging.getLogger(__name__)
 
 _MAX_SIGN_OUT_BODY = 64 * 1024
+_OPERATIONS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     raw_path, _, query = request.raw_path.partition("?")
-    prefix = services.settings.server.prefix
-    if raw_path in ("/healthz", "/readyz", "/metrics") and request.method == "GET":
+    server = services.settings.server
+    prefix = server.prefix
+    if (
+        raw_path in _OPERATIONS
+        and request.method == "GET"
+        and (raw_path != "/metrics" or not server.metrics_port)
+    ):
+        note_route(request, raw_path[1:])
         return await _operations(request, services, raw_path)
     if prefix:
         if not raw_path.startswith(prefix + "/"):
@@ -42,15 +54,20 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         match = TOKEN_PATH.fullmatch(raw_path)
         if match is not None:
+            note_route(request, "token" if match["template"] is None else "template_token")
             return await handle_refresh(request, match["sid"], match["template"])
         if raw_path == "/__minter/push":
+            note_route(request, "push")
             return await handle_push(request)
     if raw_path == ADMIN_OUTAGE_PATH:
+        note_route(request, "admin")
         return await handle_admin_outage(request)
     if raw_path == "/.well-known/jwks.json" and request.method in ("GET", "HEAD"):
+        note_route(request, "jwks")
         return _jwks(request, services)
     sign_out = sign_out_of(request.method, raw_path, query)
     if sign_out is not None:
+        note_route(request, "sign_out")
         return await _forward_sign_out(request, services, sign_out)
     return await forward_streaming(services.origin, request)
 
@@ -64,13 +81,12 @@ def _jwks(request: web.Request, services: Services) -> web.Response:
 
 
 async def _operations(request: web.Request, services: Services, path: str) -> web.Response:
-    if path == "/healthz":
-        return web.json_response({"status": "ok"})
+    if path == "/healthz":  # the process answers; the pid tells workers apart
+        return web.json_response({"status": "ok", "pid": os.getpid()})
     if path == "/metrics":
-        services.metrics.breaker_open.set(0 if services.health.available else 1)
-        return web.Response(body=services.metrics.render(), content_type="text/plain")
+        return metrics_response(services.metrics)
     checks = {
-        "keys": True,
+        "keys": bool(services.keyring.signing),
         "origin_jwks": services.keyring.origin_keys_known,
         "store": await services.store.ping(),
     }

@@ -42,6 +42,7 @@ from .form import BadRefresh, RefreshForm, parse_refresh
 from .forward import OriginAnswer, OriginFailure, fetch_buffered
 from .headers import forwarded_response_headers
 from .limits import LIMITS, SignBusy
+from .logs import note_decision
 from .services import SERVICES, Services
 from .store import StoreUnavailable
 from .tokenlog import token_hint
@@ -107,6 +108,7 @@ async def handle_refresh(
         force_origin=form.force_origin,
         organization_id=form.organization_id,
         token=posted,
+        client_key=client_key(request),
     )
     now = services.now()
     verified: VerifiedToken | TokenRejected | None = None
@@ -191,8 +193,9 @@ async def _act(
     return await _to_origin(request, services, refresh, decision, state, now)
 
 
-def _record(services: Services, outcome: str, reason: str) -> None:
+def _record(request: web.Request, services: Services, outcome: str, reason: str) -> None:
     services.metrics.decisions.labels(outcome, reason).inc()
+    note_decision(request, outcome, reason)
 
 
 async def _mint(
@@ -235,13 +238,13 @@ async def _mint(
         )
         return await _act(request, services, refresh, decision, revoked_state, now)
     services.metrics.mint_seconds.observe(time.perf_counter() - started)
-    _record(services, "minted", "outage" if plan.outage else "edge")
+    _record(request, services, "minted", "outage" if plan.outage else "edge")
     body = b'{"object":"token","jwt":"' + jwt.encode("ascii") + b'"}'
     return json_response(request, 200, body)
 
 
 def _refuse(request: web.Request, services: Services, refusal: Refuse) -> web.Response:
-    _record(services, "refused", str(refusal.reason))
+    _record(request, services, "refused", str(refusal.reason))
     return clerk_error(
         request,
         refusal.status,
@@ -314,7 +317,7 @@ async def _to_origin(
         if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
             raise AssertionError("decide routed to an unavailable origin")
         return await _act(request, services, refresh, fallback, state, now)
-    _record(services, "origin", decision.label)
+    _record(request, services, "origin", decision.label)
     if answer.status == 200 and refresh.request.template is None:
         await _learn(request, services, refresh.request.session_id, answer)
     headers = forwarded_response_headers(answer.headers)

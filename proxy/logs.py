@@ -1,0 +1,220 @@
+"""Logging: one JSON object per line (or plain text), and one line per request.
+
+`configure_logging` sets the process's root handler on stderr, in the
+`server.log_format` shape. In JSON every record is one object with `time`
+(UTC, ISO 8601), `level`, `logger`, `message`, the request fields below when
+the record has them, and `exc` (the traceback as one string) for exceptions.
+
+`install_request_log` adds a middleware to the edge that, for every
+request, counts `session_minter_requests_total{route,status}`, observes
+`session_minter_request_seconds{route}`, and logs one line on the
+`session_minter.request` logger with:
+
+    request_id  the caller's `X-Request-Id` when it comes from a trusted proxy
+                and is well-formed (letters, digits, `._:-`, at most 128),
+                else 16 fresh hex characters; echoed in the answer's
+                `X-Request-Id` unless the origin's answer already has one
+    method, route, path, status
+    decision, reason   on the token route: minted / origin / refused, and why
+    latency_ms  to the handler's return (a streamed body may still be flowing)
+
+Choices the design leaves open:
+
+- The path is logged without its query (queries carry credentials:
+  `expired_token`, `__clerk_db_jwt`), cut to 256 characters, and any
+  JWT-shaped run in it is replaced by `<jwt:hint>` with `tokenlog.token_hint`,
+  so no whole token reaches a log line.
+- Successful `/healthz`, `/readyz` and `/metrics` answers are counted but not
+  logged: probes every few seconds would drown the lines that matter.
+- A request whose client went away before the answer is logged with status
+  499 (as nginx does), then the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .metrics import Metrics
+from .tokenlog import token_hint
+
+__all__ = [
+    "REQUEST_NOTE",
+    "JsonFormatter",
+    "RequestNote",
+    "TextFormatter",
+    "configure_logging",
+    "install_request_log",
+    "note_decision",
+    "note_route",
+    "safe_path",
+]
+
+request_log = logging.getLogger("session_minter.request")
+
+_FIELDS = ("request_id", "method", "route", "path", "status", "decision", "reason", "latency_ms")
+_QUIET_ROUTES = frozenset({"healthz", "readyz", "metrics"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_MAX_PATH = 256
+_CLIENT_GONE = 499
+
+
+@dataclass(slots=True)
+class RequestNote:
+    """What the handlers tell the request log about one request."""
+
+    request_id: str
+    route: str = "forward"
+    decision: str | None = None
+    reason: str | None = None
+
+
+REQUEST_NOTE = web.RequestKey("session_minter_note", RequestNote)
+
+
+def note_route(request: web.Request, route: str) -> None:
+    note = request.get(REQUEST_NOTE)
+    if note is not None:
+        note.route = route
+
+
+def note_decision(request: web.Request, outcome: str, reason: str) -> None:
+    note = request.get(REQUEST_NOTE)
+    if note is not None:
+        note.decision, note.reason = outcome, reason
+
+
+def safe_path(raw_path: str) -> str:
+    """The raw path, without its query, cut short, with JWT-shaped runs hashed."""
+    path = raw_path.partition("?")[0][:_MAX_PATH]
+    return _JWT.sub(lambda match: f"<jwt:{token_hint(match[0])}>", path)
+
+
+# -- formatters -----------------------------------------------------------------
+
+
+def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    return {name: record.__dict__[name] for name in _FIELDS if name in record.__dict__}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        document.update(_fields_of(record))
+        if record.exc_info:
+            document["exc"] = self.formatException(record.exc_info)
+        return json.dumps(document, separators=(",", ":"), default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = _fields_of(record)
+        if not fields:
+            return line
+        first, newline, rest = line.partition("\n")
+        extra = " ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
+        return f"{first} {extra}{newline}{rest}"
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Replace the root handlers with one on stderr in `log_format` ("json" or "text")."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+# -- the request log ------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _request_id(request: web.Request, trusted_proxies: frozenset[str]) -> str:
+    given = request.headers.get("X-Request-Id")
+    if given and request.remote in trusted_proxies and _REQUEST_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(8)
+
+
+def install_request_log(
+    app: web.Application, metrics: Metrics, trusted_proxies: frozenset[str]
+) -> None:
+    """Add the counting-and-logging middleware and the `X-Request-Id` stamp to `app`."""
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        note = RequestNote(_request_id(request, trusted_proxies))
+        request[REQUEST_NOTE] = note
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = _CLIENT_GONE
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(note.route, str(status)).inc()
+            metrics.request_seconds.labels(note.route).observe(elapsed)
+            if note.route not in _QUIET_ROUTES or status != 200:
+                _log_request(request, note, status, elapsed)
+
+    async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+        note = request.get(REQUEST_NOTE)
+        if note is not None and "X-Request-Id" not in response.headers:
+            response.headers["X-Request-Id"] = note.request_id
+
+    app.middlewares.append(observe)
+    app.on_response_prepare.append(stamp)
+
+
+def _log_request(request: web.Request, note: RequestNote, status: int, elapsed: float) -> None:
+    path = safe_path(request.raw_path)
+    summary = f"{request.method} {path} {status}"
+    if note.decision is not None:
+        summary += f" {note.decision}:{note.reason}"
+    request_log.info(
+        "%s",
+        summary,
+        extra={
+            "request_id": note.request_id,
+            "method": request.method,
+            "route": note.route,
+            "path": path,
+            "status": status,
+            "decision": note.decision,
+            "reason": note.reason,
+            "latency_ms": round(elapsed * 1000, 3),
+        },
+    )

@@ -1,0 +1,188 @@
+"""The `serve` process: event loop, listening sockets, signals, workers.
+
+- One worker (`server.workers = 1`): this process serves.
+- N workers: this process forks N children right after the config was
+  validated, each binding the same host and port with `SO_REUSEPORT` (the
+  kernel spreads new connections over them). The parent only relays
+  signals and waits. When a worker dies on its own, the parent stops the
+  others and exits 1: restarting is left to the supervisor (Docker's
+  `restart:`, systemd, Kubernetes), which sees the failure and has a
+  back-off policy, instead of a crash loop hidden inside one container.
+- With `server.metrics_port`, worker i serves `/metrics` alone on
+  `metrics_port + i`: each worker's counters are its own, so each is a
+  scrape target of its own (one shared port would answer from a random
+  worker on each scrape and make counters jump).
+
+Signals, in each worker:
+
+- SIGTERM / SIGINT: graceful stop. The listening sockets close at once (new
+  connections are refused), idle keep-alive connections close, requests in
+  flight get up to `server.shutdown_timeout_s` to finish, then the origin
+  client and the store close and the process exits 0.
+- SIGHUP: the config file (and environment) is read again and the signing
+  keys reloaded (`KeyRing.rotate`): the first signs from now on, and keys no
+  longer configured stay published and trusted for `lifetime_s +
+  max_expired_s + 60` seconds, as long as a token they signed can still be
+  posted for cloning. Other settings need a restart. A config that fails
+  to load is logged and counted, and the old keys stay.
+
+Event loop (`server.loop`): "asyncio", "uvloop", or "auto" (uvloop when
+it is installed). The default is "asyncio": see the README for the
+measurement behind that choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ConfigError, Settings, load_settings
+from .keys import load_signing_keys
+from .metrics import metrics_app
+from .services import SERVICES, Services
+
+__all__ = ["ROTATION_LEEWAY_S", "event_loop_factory", "reload_keys", "serve"]
+
+log = logging.getLogger("session_minter.process")
+
+ROTATION_LEEWAY_S = 60
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for `server.loop`; None is asyncio's default loop."""
+    if choice == "asyncio":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")  # optional: not a dependency
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise ConfigError('server.loop: "uvloop" is not installed') from exc
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def reload_keys(services: Services, path: Path | None) -> bool:
+    """SIGHUP: read the config again and rotate the signing keys; False when refused."""
+    try:
+        fresh = load_settings(path)
+        keys = load_signing_keys(fresh.keys)
+    except ConfigError as exc:
+        log.error("signing keys not reloaded: %s", exc)
+        services.metrics.key_reloads.labels("failed").inc()
+        return False
+    tokens = services.settings.tokens
+    overlap_s = tokens.lifetime_s + tokens.max_expired_s + ROTATION_LEEWAY_S
+    services.keyring.rotate(keys, overlap_s=overlap_s)
+    services.metrics.key_reloads.labels("ok").inc()
+    return True
+
+
+async def _worker(settings: Settings, path: Path | None, index: int) -> None:
+    server = settings.server
+    reuse_port = server.workers > 1
+    app = create_app(settings)
+    services = app[SERVICES]
+    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_s)]
+    if server.metrics_port:
+        runners.append(web.AppRunner(metrics_app(services.metrics), access_log=None))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload_keys(services, path))
+    try:
+        await runners[0].setup()
+        await web.TCPSite(
+            runners[0], server.host, server.port, backlog=1024, reuse_port=reuse_port
+        ).start()
+        if len(runners) > 1:
+            await runners[1].setup()
+            await web.TCPSite(runners[1], server.host, server.metrics_port + index).start()
+        log.info(
+            "serving on %s:%d (worker %d, pid %d, kid %s)",
+            server.host,
+            server.port,
+            index,
+            os.getpid(),
+            services.keyring.active.kid,
+        )
+        await stop.wait()
+        log.info("stopping: finishing requests in flight (up to %gs)", server.shutdown_timeout_s)
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+    log.info("stopped")
+
+
+def _run_worker(settings: Settings, path: Path | None, index: int) -> int:
+    factory = event_loop_factory(settings.server.loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_worker(settings, path, index))
+    return 0
+
+
+def serve(settings: Settings, path: Path | None) -> int:
+    """Run the edge until SIGTERM; `path` is read again on SIGHUP."""
+    event_loop_factory(settings.server.loop)  # a missing uvloop fails before any fork
+    if settings.server.workers == 1:
+        return _run_worker(settings, path, 0)
+    return _supervise(settings, path)
+
+
+def _supervise(settings: Settings, path: Path | None) -> int:
+    children: dict[int, int] = {}  # pid -> worker index
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for index in range(settings.server.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            code = 1
+            try:
+                code = _run_worker(settings, path, index)
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = index
+    stopping = False
+
+    def relay(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, relay)
+    log.info("supervising %d workers: %s", len(children), sorted(children))
+    failed = False
+    while children:
+        pid, status = os.wait()
+        if pid not in children:
+            continue
+        index = children.pop(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if not stopping:
+            log.error("worker %d (pid %d) exited with %d: stopping the others", index, pid, code)
+            failed = True
+            relay(signal.SIGTERM, None)
+        elif code != 0:
+            failed = True
+    return 1 if failed else 0
