@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from .config import SECRET_KEYS, ConfigError, Settings, load_settings
+from .config import SECRET_KEYS, ConfigError, KeysSettings, Settings, load_settings
 from .keygen import KEY_TYPES, write_key
 from .keys import load_signing_keys
 from .logs import configure_logging
@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--out", type=Path, required=True)
     keygen.add_argument("--type", choices=KEY_TYPES, default="rsa")
     keygen.add_argument("--force", action="store_true", help="overwrite an existing file")
+    keygen.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="keep an existing file and print its kid (for init containers)",
+    )
     check = commands.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", type=Path, help="TOML config file")
     return parser
@@ -91,6 +96,16 @@ def _check_config(path: Path | None) -> int:
     keys = load_signing_keys(settings.keys)
     print(json.dumps(_masked(settings), indent=2))
     print(f"signing key: kid={keys[0].kid} alg={keys[0].alg}; {len(keys)} key(s) published")
+    return 0
+
+
+def _keygen(out: Path, kind: str, *, force: bool, if_missing: bool) -> int:
+    if if_missing and not force and out.exists():
+        [key] = load_signing_keys(KeysSettings(signing=(out,)))
+        print(f"kept {out}: {key.alg} key, kid {key.kid}")
+        return 0
+    key = write_key(out, kind, overwrite=force)
+    print(f"wrote {out}: {key.alg} key, kid {key.kid}")
     return 0
 
 
@@ -164,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
             return _demo(args.once, args.port)
         if args.command == "keygen":
-            key = write_key(args.out, args.type, overwrite=args.force)
-            print(f"wrote {args.out}: {key.alg} key, kid {key.kid}")
-            return 0
+            return _keygen(args.out, args.type, force=args.force, if_missing=args.if_missing)
         return _check_config(args.config)
     except ConfigError as exc:
         print(f"session-minter: config error: {exc}", file=sys.stderr)
