@@ -6,7 +6,8 @@ The rules, in order (DESIGN.md, "The decision"):
 2. no token nor expired_token     → origin        (origin down: 422 missing_expired_token)
 3. token fails verification       → origin        (origin down: 503)
 4. session revoked or marked stale,
-   or the store cannot tell        → origin        (origin down: 503)
+   or the store cannot tell,
+   or another client credential    → origin        (origin down: 503)
 5. organization_id differs        → origin        (origin down: 503)
 6. claims too old                 → origin        (origin down: the outage bound applies)
 7. a fresher record is stored     → clone it, when within the bound; else origin
@@ -17,6 +18,13 @@ posted token and the stored record, so the age bound is checked on what
 actually leaves the edge, and no token older than one already issued for
 that session and organization is ever minted. A mint whose `exp` would fall
 within `min_remaining_s` of `oiat + bound` goes to the origin instead.
+
+Rule 4's client check binds edge mints to the client the origin last
+served the session to (a hash of its `__client` cookie or native
+`authorization` header): a token lifted from a page and replayed from
+elsewhere is sent to the origin, which checks the credential, instead of
+being cloned, so it dies at its own `oiat + max_claims_age`. A session the
+edge has not yet seen at the origin is unbound.
 
 `origin_available=False` asks what to do when the origin cannot answer
 (breaker open, or it just failed): every ToOrigin becomes a Refuse or, where
@@ -52,6 +60,7 @@ class Reason(StrEnum):
     INVALID = "invalid"
     REVOKED = "revoked"
     STORE = "store"
+    CLIENT = "client"
     STALE = "stale"
     ORGANIZATION = "org"
     TOO_OLD = "too_old"
@@ -65,6 +74,7 @@ class RefreshRequest:
     force_origin: bool
     organization_id: str | None  # None: not sent (keep the token's organization)
     token: str | None  # `token`, else `expired_token`
+    client_key: str | None = None  # hash of the client credential (cookie or native header)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,7 @@ class SessionState:
     revoked: bool = False
     stale_mark: int | None = None  # claims with oiat <= mark are stale
     freshest: ClaimsRecord | None = None
+    client_key: str | None = None  # the client credential the origin last served it to
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +172,8 @@ def decide(
         return _route(Reason.REVOKED, avail, "this session needs the origin")
     if state.stale_mark is not None and verified.oiat <= state.stale_mark:
         return _route(Reason.STALE, avail, "these claims changed at the origin")
+    if state.client_key is not None and request.client_key != state.client_key:
+        return _route(Reason.CLIENT, avail, "this client needs the origin")
     wanted_org = request.organization_id
     if wanted_org is not None and wanted_org != verified.organization_id:
         return _route(Reason.ORGANIZATION, avail, "switching organization needs the origin")

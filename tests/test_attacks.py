@@ -1097,24 +1097,52 @@ async def test_forged_tokens_while_the_origin_is_down_get_503(target: Target) ->
         assert answer.error_code == "origin_unavailable"
 
 
-async def test_stolen_token_without_the_cookie_dies_at_the_claims_age_bound(
+async def test_stolen_token_replayed_by_another_client_is_not_cloned(
     target: Target,
 ) -> None:
-    """SECURITY.md: a stolen token buys clones only until `oiat + max_claims_age_s`."""
-    bound = target.stack.edge_app[SERVICES].bounds.max_claims_age_s
-    oiat = target.header["oiat"]
-    clock = target.stack.clock
+    """SECURITY.md: edge mints are bound to the client the origin served the session to."""
     async with Browser(target.stack.fapi) as thief:  # no __client cookie
-        stolen = target.token
+        answer = await thief.refresh(target.sid, token=target.token)
+        thief.client.cookie_jar.update_cookies({"__client": "the-thiefs-own-client"})
+        with_own_cookie = await thief.refresh(target.sid, token=target.token)
+    assert answer.status != 200, "the origin wants the victim's client"
+    assert with_own_cookie.status != 200
+    decisions = target.stack.decisions()
+    assert decisions[("origin", "client")] == 2
+    assert not any(outcome == "minted" for outcome, _ in decisions)
+    # the victim, with its own cookie, is still minted at the edge
+    fresh = await target.browser.refresh(target.sid, token=target.token)
+    assert decode(fresh.jwt)[0]["oiat"] == target.header["oiat"]
+    assert target.stack.decisions()[("minted", "edge")] == 1
+    assert target.canary.connections == 0
+
+
+async def test_stolen_token_of_an_unbound_session_dies_at_the_claims_age_bound(
+    target: Target,
+) -> None:
+    """A session the edge never saw at the origin is unbound: a stolen token buys clones
+    only until `oiat + max_claims_age_s`, then the origin wants the cookie."""
+    stack = target.stack
+    async with Browser(stack.fapi) as victim, Browser(stack.fapi) as thief:
+        signed_in = await victim.request(
+            "POST",
+            "/v1/client/sign_ins",
+            data={"identifier": "bob@example.com", "password": "battery-staple"},
+        )
+        session = signed_in.body["client"]["sessions"][0]
+        sid, stolen = session["id"], session["last_active_token"]["jwt"]
+        bound = stack.edge_app[SERVICES].bounds.max_claims_age_s
+        oiat = decode(stolen)[0]["oiat"]
+        clock = stack.clock
         for at in (30, bound - 10):
             clock.advance(oiat + at - clock.now)
-            stolen = (await thief.refresh(target.sid, token=stolen)).jwt
+            stolen = (await thief.refresh(sid, token=stolen)).jwt
             header, claims = decode(stolen)
             assert header["oiat"] == oiat
             assert claims["exp"] <= oiat + bound
         clock.advance(oiat + bound + 1 - clock.now)
-        answer = await thief.refresh(target.sid, token=stolen)
+        answer = await thief.refresh(sid, token=stolen)
     assert answer.status != 200, "past the bound the origin wants the cookie"
-    assert target.stack.decisions()[("minted", "edge")] == 2
-    assert target.stack.decisions()[("origin", "too_old")] == 1
+    assert stack.decisions()[("minted", "edge")] == 2
+    assert stack.decisions()[("origin", "too_old")] == 1
     assert target.canary.connections == 0

@@ -43,7 +43,8 @@ class SessionStore(Protocol):
     ) -> None:
         """Claims with `oiat <= mark` for these sessions or users go to the origin."""
 
-    async def note_client_session(self, client_key: str, session_id: str) -> None: ...
+    async def note_client_session(self, client_key: str, session_id: str) -> None:
+        """The origin served `session_id` to this client: bind it, and list it for the client."""
 
     async def client_sessions(self, client_key: str) -> set[str]: ...
 

@@ -36,6 +36,7 @@ class MemoryStore:
         self._client_sessions: TTLCache[str, tuple[str, ...]] = TTLCache(
             max_entries, revocation_ttl_s, timer
         )
+        self._session_clients: TTLCache[str, str] = TTLCache(max_entries, revocation_ttl_s, timer)
 
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
         marks = [
@@ -47,6 +48,7 @@ class MemoryStore:
             revoked=session_id in self._revoked,
             stale_mark=max(marks) if marks else None,
             freshest=self._records.get((session_id, organization_id)),
+            client_key=self._session_clients.get(session_id),
         )
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
@@ -82,6 +84,7 @@ class MemoryStore:
             self._stale_users[user_id] = max(mark, self._stale_users.get(user_id, mark))
 
     async def note_client_session(self, client_key: str, session_id: str) -> None:
+        self._session_clients[session_id] = client_key
         known = self._client_sessions.get(client_key, ())
         if session_id not in known:
             self._client_sessions[client_key] = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]

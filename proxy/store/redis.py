@@ -7,6 +7,8 @@ a session live in one slot and every script touches one slot only):
                                TTL outage_max_claims_age_s + lifetime_s
     sm:{sid}:revoked     "1"   TTL revocation_ttl_s
     sm:{sid}:stale       mark  TTL revocation_ttl_s
+    sm:{sid}:client      the client credential hash the origin last served it to,
+                               TTL revocation_ttl_s
     sm:{u:<user>}:stale  mark  TTL revocation_ttl_s (its own slot: keyed by user)
     sm:{c:<client>}:sids list  the last 64 session ids seen, TTL revocation_ttl_s
 
@@ -102,6 +104,10 @@ def _stale_key(session_id: str) -> str:
     return f"sm:{{{session_id}}}:stale"
 
 
+def _bound_client_key(session_id: str) -> str:
+    return f"sm:{{{session_id}}}:client"
+
+
 def _user_stale_key(user_id: str) -> str:
     return f"sm:{{u:{user_id}}}:stale"
 
@@ -166,9 +172,15 @@ class RedisStore:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(_record_key(session_id, organization_id), ["o", "d"])
-                pipe.mget([_revoked_key(session_id), _stale_key(session_id)])
+                pipe.mget(
+                    [
+                        _revoked_key(session_id),
+                        _stale_key(session_id),
+                        _bound_client_key(session_id),
+                    ]
+                )
                 pipe.get(_user_stale_key(user_id))
-                (oiat, data), (revoked, session_mark), user_mark = await pipe.execute()
+                (oiat, data), (revoked, session_mark, bound), user_mark = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         marks = [mark for mark in (_mark(session_mark), _mark(user_mark)) if mark is not None]
@@ -176,6 +188,7 @@ class RedisStore:
             revoked=revoked is not None or session_id in self.pending,
             stale_mark=max(marks) if marks else None,
             freshest=_unpack(oiat, data),
+            client_key=None if bound is None else bound.decode("utf-8"),
         )
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
@@ -236,12 +249,15 @@ class RedisStore:
             await self._run(pipe.execute())
 
     async def note_client_session(self, client_key: str, session_id: str) -> None:
-        await self._run(
-            self._note_client(
+        # Two slots (the session's and the client's): two commands, one round trip.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(_bound_client_key(session_id), client_key, ex=self._revocation_ttl_s)
+            await self._note_client(
                 keys=[_client_key(client_key)],
                 args=[session_id, _MAX_SESSIONS_PER_CLIENT, self._revocation_ttl_s],
+                client=pipe,
             )
-        )
+            await self._run(pipe.execute())
 
     async def client_sessions(self, client_key: str) -> set[str]:
         ids = await self._run(self._redis.lrange(_client_key(client_key), 0, -1))

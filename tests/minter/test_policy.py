@@ -38,6 +38,7 @@ def request(
     force_origin: bool = False,
     organization_id: str | None = ORG,
     token: str | None = "posted.jwt.value",
+    client_key: str | None = "client-a",
 ) -> RefreshRequest:
     return RefreshRequest(
         session_id=SID,
@@ -45,6 +46,7 @@ def request(
         force_origin=force_origin,
         organization_id=organization_id,
         token=token,
+        client_key=client_key,
     )
 
 
@@ -171,6 +173,21 @@ def test_a_revoked_session_goes_to_the_origin() -> None:
     assert_unavailable(
         run(request(), verified(oiat=FRESH), revoked, available=False), Reason.REVOKED
     )
+
+
+@pytest.mark.parametrize("presented", [None, "client-b"])
+def test_another_client_than_the_bound_one_goes_to_the_origin(presented: str | None) -> None:
+    bound = SessionState(client_key="client-a")
+    elsewhere = request(client_key=presented)
+    assert run(elsewhere, verified(oiat=FRESH), bound) == ToOrigin(Reason.CLIENT)
+    assert_unavailable(run(elsewhere, verified(oiat=FRESH), bound, available=False), Reason.CLIENT)
+
+
+def test_the_bound_client_and_an_unbound_session_are_minted() -> None:
+    assert isinstance(
+        run(request(), verified(oiat=FRESH), SessionState(client_key="client-a")), Mint
+    )
+    assert isinstance(run(request(client_key=None), verified(oiat=FRESH), SessionState()), Mint)
 
 
 def test_revoked_comes_before_an_organization_switch() -> None:

@@ -59,7 +59,8 @@ async def test_every_key_expires_within_its_bound(
         ttls = {key.decode(): client.ttl(key) for key in client.keys("*")}
     finally:
         client.close()
-    assert len(ttls) == 6, ttls  # two records, tombstone, two marks, client list
+    # two records, tombstone, two marks, client list, the session's client binding
+    assert len(ttls) == 7, ttls
     for key, ttl in ttls.items():
         bound = RECORD_TTL if ":rec:" in key else REVOCATION_TTL
         assert 0 < ttl <= bound, (key, ttl)
@@ -75,7 +76,7 @@ async def test_keys_of_a_session_share_one_cluster_slot(
     finally:
         client.close()
     session_keys = [key for key in keys if "{sess_1}" in key]
-    assert len(session_keys) == 4
+    assert len(session_keys) == 5
     assert len({key_slot(key.encode()) for key in session_keys}) == 1
 
 
