@@ -27,18 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["METRICS_CONTENT_TYPE", "Metrics", "metrics_app", "metrics_response"]
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format that `generate_latest` writes, named as such.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BREAKER_STATES = ("closed", "open", "half_open")
 

@@ -1,0 +1,281 @@
+"""Configuration: one clear line and exit 2 for each mistake, env over file, the example file.
+
+The CLI is called in-process (`proxy.cli.main`), exactly as the console
+script calls it; what it prints is read back from the captured streams.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from jwcrypto import jwk
+
+from proxy.cli import main
+from proxy.config import ConfigError, Settings, load_settings, settings_from_mapping
+from proxy.keygen import write_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(folder: Path, text: str, *, key: bool = True) -> Path:
+    if key:
+        write_key(folder / "keys" / "instance.pem", overwrite=True)
+    path = folder / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own SESSION_MINTER_* variables must not leak into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SESSION_MINTER_"):
+            monkeypatch.delenv(name)
+
+
+# -- mistakes: one line on stderr, exit 2 ---------------------------------------------------
+
+MISTAKES = [
+    ("[server]\nport = 8080\nsurprise = 1\n", "server.surprise: unknown key"),
+    ("[serverr]\nport = 8080\n", "serverr: unknown section"),
+    ('[server]\nport = "8080"\n', "server.port: must be an integer"),
+    ("[server]\nworkers = 0\n", "server.workers: must be at least 1"),
+    ('[server]\nlog_format = "xml"\n', 'server.log_format: is "json" or "text"'),
+    ('[server]\nloop = "trio"\n', "server.loop:"),
+    ("[tokens]\nissuers = []\n", "tokens.issuers: needs at least one issuer"),
+    ('[tokens]\nlifetime_s = "60"\n', "tokens.lifetime_s: must be an integer"),
+    ("[origin]\npreserve_host = 1\n", "origin.preserve_host: must be true or false"),
+    ('[store]\nbackend = "etcd"\n', 'store.backend: is "memory" or "redis"'),
+    ("[server]\nport = 80\n[server]\n", "not valid TOML"),
+    ('[keys]\nsigning = ["keys/absent.pem"]\n', "keys.signing: cannot read"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MISTAKES)
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_config_mistake_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str, command: str
+) -> None:
+    path = write_config(tmp_path, text)
+    code, out, err = run_cli(capsys, command, "--config", str(path))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("session-minter: config error: ")
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_key_file_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, '[keys]\nsigning = ["keys/folder.pem"]\n')
+    (tmp_path / "keys" / "folder.pem").mkdir()  # exists, cannot be read as a file (even by root)
+    code, _, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err.count("\n")) == (2, 1)
+    assert f"keys.signing: cannot read {tmp_path / 'keys' / 'folder.pem'} (" in err
+
+
+def test_a_key_file_that_is_not_a_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, "", key=False)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "instance.pem").write_text("-----BEGIN NONSENSE-----\n")
+    code, _, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "keys.signing:" in err
+
+
+def test_a_missing_config_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "serve", "--config", str(tmp_path / "absent.toml"))
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "cannot read" in err
+
+
+def test_zero_workers_on_the_command_line_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, "")
+    code, _, err = run_cli(capsys, "serve", "--config", str(path), "--workers", "0")
+    assert (code, err.count("\n")) == (2, 1)
+    assert "--workers: must be at least 1" in err
+
+
+# -- environment overrides -----------------------------------------------------------------
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        '[server]\nport = 8080\nlog_format = "json"\n'
+        '[tokens]\nmax_claims_age_s = 300\nissuers = ["https://a.test"]\n'
+        "[origin]\npreserve_host = false\n",
+    )
+    settings = load_settings(
+        path,
+        environ={
+            "SESSION_MINTER_SERVER__PORT": "9090",
+            "SESSION_MINTER_SERVER__LOG_FORMAT": "text",
+            "SESSION_MINTER_TOKENS__MAX_CLAIMS_AGE_S": "120",
+            "SESSION_MINTER_TOKENS__ISSUERS": "https://b.test, https://c.test",
+            "SESSION_MINTER_ORIGIN__PRESERVE_HOST": "true",
+            "SESSION_MINTER_PUSH__SECRET": "from-env",
+            "UNRELATED": "ignored",
+        },
+    )
+    assert settings.server.port == 9090
+    assert settings.server.log_format == "text"
+    assert settings.tokens.max_claims_age_s == 120
+    assert settings.tokens.issuers == ("https://b.test", "https://c.test")
+    assert settings.origin.preserve_host is True
+    assert settings.push.secret == "from-env"
+    # What the file alone says, for contrast.
+    assert load_settings(path, environ={}).server.port == 8080
+
+
+def test_environment_lists_may_be_json(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, environ={"SESSION_MINTER_SERVER__TRUSTED_PROXIES": '["10.0.0.1", "10.0.0.2"]'}
+    )
+    assert settings.server.trusted_proxies == ("10.0.0.1", "10.0.0.2")
+
+
+def test_environment_paths_are_relative_to_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, environ={"SESSION_MINTER_KEYS__SIGNING": "a.pem,b.pem"})
+    assert settings.keys.signing == (tmp_path / "a.pem", tmp_path / "b.pem")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SESSION_MINTER_SERVER__PORTT", "1", "unknown key server.portt"),
+        ("SESSION_MINTER_SERVERR__PORT", "1", "unknown section 'serverr'"),
+        ("SESSION_MINTER_SERVER__PORT", "eighty", "server.port: must be an integer"),
+        ("SESSION_MINTER_ORIGIN__PRESERVE_HOST", "maybe", "must be true or false"),
+    ],
+)
+def test_a_bad_environment_override_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+    expected: str,
+) -> None:
+    path = write_config(tmp_path, "")
+    monkeypatch.setenv(name, value)
+    code, _, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err.count("\n")) == (2, 1)
+    assert expected in err
+
+
+# -- check-config ----------------------------------------------------------------------------
+
+
+def test_check_config_prints_the_effective_config_with_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(
+        tmp_path,
+        '[keys]\nsigning = ["keys/instance.pem"]\n'
+        '[push]\nsecret = "push-s3cret"\n'
+        '[admin]\nsecret = "admin-s3cret"\n'
+        '[reference_origin]\nsecret_key = "sk_test_s3cret"\n'
+        '[store]\nbackend = "redis"\nredis_url = "redis://minter:redis-s3cret@cache:6379/0"\n',
+    )
+    monkeypatch.setenv("SESSION_MINTER_TOKENS__LIFETIME_S", "45")
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err) == (0, ""), err
+    for secret in ("push-s3cret", "admin-s3cret", "sk_test_s3cret", "redis-s3cret"):
+        assert secret not in out
+    document, _, summary = out.rpartition("}\n")
+    assert summary.startswith("signing key: kid=")
+    shown = json.loads(document + "}")
+    assert shown["push"]["secret"] == "********"
+    assert shown["admin"]["secret"] == "********"
+    assert shown["reference_origin"]["secret_key"] == "********"
+    assert shown["store"]["redis_url"] == "redis://minter:********@cache:6379/0"
+    assert shown["tokens"]["lifetime_s"] == 45, "the effective value, environment included"
+    assert shown["keys"]["signing"] == [str(tmp_path / "keys" / "instance.pem")]
+    assert set(shown) == {field.name for field in dataclasses.fields(Settings)}
+    key = write_key(tmp_path / "keys" / "instance.pem", overwrite=True)
+    code, out, _ = run_cli(capsys, "check-config", "--config", str(path))
+    assert f"kid={key.kid} alg=RS256; 1 key(s) published" in out
+
+
+# -- keygen ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "alg"), [("rsa", "RS256"), ("ec", "ES256"), ("ed25519", "EdDSA")])
+def test_keygen_prints_the_kid_of_the_key_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, alg: str
+) -> None:
+    out_path = tmp_path / "keys" / f"{kind}.pem"
+    code, out, _ = run_cli(capsys, "keygen", "--out", str(out_path), "--type", kind)
+    assert code == 0
+    assert out_path.stat().st_mode & 0o777 == 0o600
+    thumbprint = jwk.JWK.from_pem(out_path.read_bytes()).thumbprint()
+    assert out == f"wrote {out_path}: {alg} key, kid {thumbprint}\n"
+
+
+def test_keygen_refuses_to_overwrite_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_path = tmp_path / "instance.pem"
+    assert run_cli(capsys, "keygen", "--out", str(out_path))[0] == 0
+    before = out_path.read_bytes()
+    code, _, err = run_cli(capsys, "keygen", "--out", str(out_path))
+    assert (code, err.count("\n")) == (2, 1)
+    assert "exists (use --force)" in err
+    code, out, _ = run_cli(capsys, "keygen", "--out", str(out_path), "--if-missing")
+    assert code == 0
+    assert out_path.read_bytes() == before
+    assert out == f"kept {out_path}: RS256 key, kid {jwk.JWK.from_pem(before).thumbprint()}\n"
+    assert run_cli(capsys, "keygen", "--out", str(out_path), "--force")[0] == 0
+    assert out_path.read_bytes() != before
+
+
+# -- the example file ------------------------------------------------------------------------
+
+
+def test_the_example_file_shows_every_key_with_its_default() -> None:
+    raw = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    for section in dataclasses.fields(Settings):
+        documented = set(raw[section.name])
+        known = {field.name for field in dataclasses.fields(getattr(Settings(), section.name))}
+        assert documented == known, section.name
+    assert settings_from_mapping(raw, base=None) == Settings()
+
+
+def test_the_deploy_configs_are_valid(tmp_path: Path) -> None:
+    for name in ("edge.toml", "origin.toml"):
+        settings = load_settings(ROOT / "deploy" / name, environ={})
+        assert settings.push.secret == "change-me", "secrets come from the environment"
+    edge = load_settings(ROOT / "deploy" / "edge.toml", environ={})
+    assert edge.store.backend == "redis"
+    assert edge.server.port == 8080
+
+
+def test_settings_from_mapping_refuses_a_section_that_is_not_a_table() -> None:
+    with pytest.raises(ConfigError, match=r"^server: must be a table$"):
+        settings_from_mapping({"server": 8080})
