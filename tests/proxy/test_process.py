@@ -1,0 +1,419 @@
+"""`session-minter serve` as a real process: SIGTERM, workers, SIGHUP key rotation, logs.
+
+The reference origin runs in the test's event loop on the real clock (its
+`hang` fault holds a request for as long as a test needs); the edge is
+started from a TOML config as a subprocess, exactly as operators start it,
+and read back through HTTP, its exit status and its JSON log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from origin import OriginSettings as ReferenceSettings
+from origin import create_app as create_origin_app
+from proxy.keygen import write_key
+from tests.redis_server import free_port
+from tests.stack import (
+    ISSUER,
+    PUSH_SECRET,
+    SECRET_KEY,
+    Browser,
+    decode,
+    listening_socket,
+    url_of,
+)
+
+SERVE = Path(sys.executable).with_name("session-minter")
+TIMEOUT_S = 20.0
+
+
+@dataclass
+class Edge:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    config: Path
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+@dataclass
+class Origin:
+    url: str
+    key_path: Path
+
+    async def faults(self, mode: str) -> None:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(
+                self.url + "/__origin/faults",
+                json={"mode": mode, "latency_ms": 0},
+                headers={"Authorization": f"Bearer {SECRET_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 200
+
+    async def held(self) -> int:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(
+                self.url + "/__origin/faults", headers={"Authorization": f"Bearer {SECRET_KEY}"}
+            ) as response,
+        ):
+            return int((await response.json())["held"])
+
+
+async def until(condition: Any, what: str) -> None:
+    """Poll an async condition (bounded): the only way to see another process change."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def reference_origin(folder: Path, edge_port: int) -> AsyncIterator[Origin]:
+    key_path = folder / "keys" / "instance.pem"
+    write_key(key_path, overwrite=True)
+    sock = listening_socket()
+    runner = web.AppRunner(
+        create_origin_app(
+            ReferenceSettings(
+                database=folder / "origin.db",
+                signing_key=key_path,
+                secret_key=SECRET_KEY,
+                edges=(f"http://127.0.0.1:{edge_port}",),
+                push_secret=PUSH_SECRET,
+            )
+        )
+    )
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        yield Origin(url_of(sock), key_path)
+    finally:
+        await runner.cleanup()
+
+
+def edge_config(folder: Path, port: int, origin: Origin, keys: list[Path], **server: Any) -> Path:
+    path = folder / "edge.toml"
+    server_lines = "\n".join(f"{name} = {json.dumps(value)}" for name, value in server.items())
+    signing = ", ".join(json.dumps(str(key)) for key in keys)
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+log_format = "json"
+{server_lines}
+
+[origin]
+url = "{origin.url}"
+timeout_s = 60.0
+
+[tokens]
+issuers = ["{ISSUER}"]
+
+[keys]
+signing = [{signing}]
+
+[push]
+secret = "{PUSH_SECRET}"
+
+[limits]
+per_ip_per_s = 100000.0
+per_ip_burst = 100000
+per_session_per_s = 100000.0
+per_session_burst = 100000
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextlib.contextmanager
+def edge_process(config: Path, port: int, *extra: str) -> Iterator[Edge]:
+    log = config.with_suffix(".log")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [str(SERVE), "serve", "--config", str(config), *extra], stdout=sink, stderr=sink
+        )
+    try:
+        yield Edge(f"http://127.0.0.1:{port}", process, log, config)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+                process.kill()
+                process.wait()
+
+
+async def status_of(url: str) -> int | None:
+    """The answer's status; None when the connection is refused or dropped."""
+    try:
+        async with aiohttp.ClientSession() as client, client.get(url) as response:
+            await response.read()
+            return response.status
+    except aiohttp.ClientConnectionError:
+        return None
+
+
+async def connection_refused(url: str) -> bool:
+    """True once nothing listens. A connection the kernel accepted in the very moment the
+    listener closed is never served, only dropped when shutdown ends: give it up quickly."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.5)) as client,
+            client.get(url) as response,
+        ):
+            await response.read()
+    except aiohttp.ClientConnectorError:
+        return True
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return False
+
+
+async def wait_ready(edge: Edge, base: str | None = None) -> None:
+    async def ready() -> bool:
+        assert edge.process.poll() is None, edge.log.read_text()
+        return await status_of((base or edge.url) + "/readyz") == 200
+
+    await until(ready, f"{edge.url} ready")
+
+
+async def exit_code(process: subprocess.Popen[bytes]) -> int:
+    return await asyncio.to_thread(process.wait, TIMEOUT_S)
+
+
+# -- SIGTERM -----------------------------------------------------------------------------------
+
+
+async def test_sigterm_lets_a_slow_request_finish_and_refuses_new_ones(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_process(config, port) as edge:
+            await wait_ready(edge)
+            async with Browser(edge.url) as browser:
+                sid = await browser.sign_in()
+                await origin.faults("hang")
+                slow = asyncio.create_task(browser.refresh(sid))  # no token: to the origin
+
+                async def held() -> bool:
+                    return await origin.held() == 1
+
+                await until(held, "the origin holding the refresh")
+                edge.process.send_signal(signal.SIGTERM)
+
+                async def refused() -> bool:
+                    return await connection_refused(edge.url + "/healthz")
+
+                await until(refused, "new connections refused")
+                assert not slow.done(), "the request in flight is still being answered"
+                assert edge.process.poll() is None, "the edge waits for it"
+                await origin.faults("ok")
+                answer = await slow
+            assert answer.status == 200
+            assert decode(answer.jwt)[1]["sid"] == sid
+            assert await exit_code(edge.process) == 0
+            messages = [line["message"] for line in edge.log_lines()]
+            assert any(m.startswith("stopping: finishing requests in flight") for m in messages)
+            assert messages[-1] == "stopped"
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+async def test_two_workers_both_answer_on_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_process(config, port, "--workers", "2") as edge:
+            await wait_ready(edge)
+            pids: set[int] = set()
+
+            async def both_seen() -> bool:
+                # A new connection each time: the kernel spreads connections, not requests.
+                async with (
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as c,
+                    c.get(edge.url + "/healthz") as response,
+                ):
+                    pids.add(int((await response.json())["pid"]))
+                return len(pids) == 2
+
+            await until(both_seen, "both workers answering")
+            assert edge.process.pid not in pids, "the parent only supervises"
+            assert {parent_of(pid) for pid in pids} == {edge.process.pid}
+            edge.process.send_signal(signal.SIGTERM)
+            assert await exit_code(edge.process) == 0
+            assert {_state(pid) for pid in pids} <= {"gone", "Z"}, "the workers exited too"
+
+
+def _state(pid: int) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    return "gone"
+
+
+# -- SIGHUP rotation ---------------------------------------------------------------------------
+
+
+async def metric(url: str, name: str, **labels: str) -> float:
+    async with aiohttp.ClientSession() as client, client.get(url + "/metrics") as response:
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+async def test_sighup_rotation_keeps_old_tokens_verifying_and_signs_with_the_new_key(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    old_key = write_key(tmp_path / "keys" / "edge-old.pem")
+    new_key = write_key(tmp_path / "keys" / "edge-new.pem")
+    async with reference_origin(tmp_path, port) as origin:
+        # A distinct edge key (not the instance key): only the edge can vouch for its tokens.
+        config = edge_config(tmp_path, port, origin, [tmp_path / "keys" / "edge-old.pem"])
+        with edge_process(config, port, "--workers", "2") as edge:
+            await wait_ready(edge)
+            async with Browser(edge.url) as browser:
+                sid = await browser.sign_in()
+                origin_token = (await browser.refresh(sid)).jwt
+                old_token = (await browser.refresh(sid, token=origin_token)).jwt
+                assert decode(old_token)[0]["kid"] == old_key.kid
+
+                edge_config(tmp_path, port, origin, [tmp_path / "keys" / "edge-new.pem"])
+                edge.process.send_signal(signal.SIGHUP)  # the parent relays it to each worker
+
+                async def both_reloaded() -> bool:
+                    return len(reloads_in(edge)) == 2
+
+                await until(both_reloaded, "both workers reloading their keys")
+                async with (
+                    aiohttp.ClientSession() as client,
+                    client.get(edge.url + "/.well-known/jwks.json") as response,
+                ):
+                    published = {key["kid"] for key in (await response.json())["keys"]}
+                assert {old_key.kid, new_key.kid} <= published, "the old key is still published"
+                for _ in range(6):
+                    answer = await browser.refresh(sid, token=old_token)
+                    header, claims = decode(answer.jwt)
+                    assert header["kid"] == new_key.kid, "signed with the new key"
+                    assert header["oiat"] == decode(old_token)[0]["oiat"], "an edge clone"
+                    assert claims["sid"] == sid
+            assert await metric(edge.url, "session_minter_key_reloads_total", result="ok") == 1
+            assert await metric(edge.url, "session_minter_signing_keys", state="retiring") == 1
+            assert all(new_key.kid in line["message"] for line in reloads_in(edge))
+
+
+def reloads_in(edge: Edge) -> list[dict[str, Any]]:
+    return [
+        line for line in edge.log_lines() if line["message"].startswith("signing keys reloaded")
+    ]
+
+
+async def test_sighup_with_a_broken_key_keeps_the_old_one(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_process(config, port) as edge:
+            await wait_ready(edge)
+            (tmp_path / "keys" / "broken.pem").write_text("not a key\n")
+            edge_config(tmp_path, port, origin, [tmp_path / "keys" / "broken.pem"])
+            edge.process.send_signal(signal.SIGHUP)
+
+            async def counted() -> bool:
+                got = await metric(edge.url, "session_minter_key_reloads_total", result="failed")
+                return got == 1
+
+            await until(counted, "the failed reload counted")
+            async with Browser(edge.url) as browser:
+                sid = await browser.sign_in()
+                token = (await browser.refresh(sid)).jwt
+                minted = (await browser.refresh(sid, token=token)).jwt
+            assert decode(minted)[0]["kid"] == decode(token)[0]["kid"], "the old key still signs"
+            errors = [line for line in edge.log_lines() if line["level"] == "error"]
+            assert errors[0]["message"].startswith("signing keys not reloaded: keys.signing:")
+
+
+# -- metrics port and logs ------------------------------------------------------------------------
+
+
+async def test_metrics_port_and_one_json_log_line_per_request(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path], metrics_port=metrics_port)
+        with edge_process(config, port) as edge:
+            await wait_ready(edge)
+            async with Browser(edge.url) as browser:
+                sid = await browser.sign_in()
+                token = (await browser.refresh(sid)).jwt
+                minted = await browser.refresh(sid, token=token, query=f"expired_token={token}")
+            request_id = minted.headers["X-Request-Id"]
+            metrics_url = f"http://127.0.0.1:{metrics_port}"
+            assert (
+                await metric(
+                    metrics_url,
+                    "session_minter_refresh_decisions_total",
+                    outcome="minted",
+                    reason="edge",
+                )
+                == 1
+            )
+            assert await status_of(edge.url + "/metrics") == 404, "forwarded: not the edge's"
+            edge.process.send_signal(signal.SIGTERM)
+            assert await exit_code(edge.process) == 0
+    text = edge.log.read_text()
+    for secret in (token, minted.jwt, *token.split(".")[1:], *minted.jwt.split(".")[1:]):
+        assert secret not in text, "no whole token, nor its payload or signature, in the log"
+    lines = edge.log_lines()
+    [line] = [line for line in lines if line.get("request_id") == request_id]
+    assert line["logger"] == "session_minter.request"
+    assert line["route"] == "token"
+    assert (line["status"], line["decision"], line["reason"]) == (200, "minted", "edge")
+    assert line["path"] == f"/v1/client/sessions/{sid}/tokens"
+    assert line["latency_ms"] > 0
+    assert line["level"] == "info"
+    assert not any(entry["logger"] == "aiohttp.access" for entry in lines), "one line each"
+    assert not any(entry.get("route") == "readyz" for entry in lines), "probes are not logged"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "auto"])
+async def test_serves_on_the_configured_event_loop(tmp_path: Path, loop: str) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path], loop=loop)
+        with edge_process(config, port) as edge:
+            await wait_ready(edge)
+            async with Browser(edge.url) as browser:
+                sid = await browser.sign_in()
+                token = (await browser.refresh(sid)).jwt
+                assert (await browser.refresh(sid, token=token)).status == 200
