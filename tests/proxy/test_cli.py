@@ -1,0 +1,183 @@
+"""The CLI's pieces in-process: help, event loop choice, log shapes, key rotation in time."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.cli import main
+from proxy.config import ConfigError
+from proxy.keygen import write_key
+from proxy.logs import JsonFormatter, TextFormatter, safe_path
+from proxy.process import ROTATION_LEEWAY_S, event_loop_factory, reload_keys
+from proxy.services import SERVICES
+from tests.stack import Browser, Stack, decode
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("serve", "origin", "demo", "keygen", "check-config"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--workers" in capsys.readouterr().out
+
+
+# -- event loop ---------------------------------------------------------------------------------
+
+
+def test_asyncio_is_the_default_loop() -> None:
+    assert event_loop_factory("asyncio") is None
+
+
+def test_auto_uses_uvloop_exactly_when_it_is_installed() -> None:
+    installed = importlib.util.find_spec("uvloop") is not None
+    assert (event_loop_factory("auto") is not None) == installed
+
+
+def test_uvloop_asked_for_but_missing_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r'server\.loop: "uvloop" is not installed'):
+        event_loop_factory("uvloop")
+    assert event_loop_factory("auto") is None
+
+
+# -- log shapes -------------------------------------------------------------------------------
+
+
+def request_record() -> logging.LogRecord:
+    record = logging.LogRecord(
+        "session_minter.request", logging.INFO, __file__, 1, "%s", ("POST /x 200",), None
+    )
+    fields = {
+        "request_id": "abc",
+        "route": "token",
+        "status": 200,
+        "decision": "minted",
+        "reason": "edge",
+        "latency_ms": 1.5,
+    }
+    record.__dict__.update(fields)
+    return record
+
+
+def test_json_lines_carry_the_request_fields() -> None:
+    line = JsonFormatter().format(request_record())
+    assert "\n" not in line
+    document = json.loads(line)
+    assert document["level"] == "info"
+    assert document["logger"] == "session_minter.request"
+    assert document["message"] == "POST /x 200"
+    assert document["time"].endswith("+00:00")
+    assert (document["request_id"], document["decision"], document["latency_ms"]) == (
+        "abc",
+        "minted",
+        1.5,
+    )
+
+
+def test_json_lines_hold_a_traceback_in_one_line() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert "RuntimeError: boom" in json.loads(line)["exc"]
+
+
+def test_text_lines_append_the_request_fields() -> None:
+    line = TextFormatter().format(request_record())
+    assert line.endswith(
+        "session_minter.request: POST /x 200 request_id=abc route=token status=200"
+        " decision=minted reason=edge latency_ms=1.5"
+    )
+
+
+def test_logged_paths_hold_no_token_and_no_query() -> None:
+    token = "opaque-client-credential"
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
+    path = safe_path(f"/v1/things/{jwt}/x?expired_token={token}")
+    assert jwt not in path
+    assert token not in path
+    assert path.startswith("/v1/things/<jwt:")
+    assert path.endswith(">/x")
+    assert len(safe_path("/" + "a" * 5000)) == 256
+
+
+# -- key rotation, in time ---------------------------------------------------------------------
+
+
+async def test_a_rotated_out_key_verifies_for_the_overlap_then_goes(
+    stack: Stack, tmp_path: Path
+) -> None:
+    services = stack.edge_app[SERVICES]
+    new_key = write_key(tmp_path / "rotation" / "new.pem")
+    config = tmp_path / "rotation" / "edge.toml"
+    config.write_text('[keys]\nsigning = ["new.pem"]\n', encoding="utf-8")
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        origin_token = (await browser.refresh(sid)).jwt
+        assert reload_keys(services, config)
+        assert services.keyring.active.kid == new_key.kid
+        overlap = services.settings.tokens.lifetime_s + services.settings.tokens.max_expired_s
+        assert services.keyring.retiring == {
+            stack.key.kid: stack.clock.now + overlap + ROTATION_LEEWAY_S
+        }
+        minted = (await browser.refresh(sid, token=origin_token)).jwt
+        assert decode(minted)[0]["kid"] == new_key.kid
+        async with browser.client.get(stack.edge_url + "/.well-known/jwks.json") as response:
+            kids = [key["kid"] for key in (await response.json())["keys"]]
+        assert kids[0] == new_key.kid
+        assert stack.key.kid in kids
+
+        stack.clock.advance(overlap + ROTATION_LEEWAY_S)
+        assert services.keyring.retiring == {}
+        # The instance key is still trusted here, as the origin's: only the edge's copy went.
+        assert stack.key.kid in services.keyring.keys
+        async with browser.client.get(stack.edge_url + "/metrics") as response:
+            text = await response.text()
+    assert 'session_minter_signing_keys{state="retiring"} 0.0' in text
+    assert 'session_minter_key_reloads_total{result="ok"} 1.0' in text
+
+
+async def test_a_distinct_edge_key_stops_verifying_after_the_overlap(
+    stack: Stack, tmp_path: Path
+) -> None:
+    services = stack.edge_app[SERVICES]
+    folder = tmp_path / "rotation"
+    first, second = write_key(folder / "first.pem"), write_key(folder / "second.pem")
+    config = folder / "edge.toml"
+    config.write_text('[keys]\nsigning = ["first.pem"]\n', encoding="utf-8")
+    assert reload_keys(services, config)
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        origin_token = (await browser.refresh(sid)).jwt
+        by_first = (await browser.refresh(sid, token=origin_token)).jwt
+        assert decode(by_first)[0]["kid"] == first.kid
+        config.write_text('[keys]\nsigning = ["second.pem"]\n', encoding="utf-8")
+        assert reload_keys(services, config)
+        assert first.kid in services.keyring.keys
+        stack.clock.advance(1)
+        assert decode((await browser.refresh(sid, token=by_first)).jwt)[0]["kid"] == second.kid
+        tokens = services.settings.tokens
+        stack.clock.advance(tokens.lifetime_s + tokens.max_expired_s + ROTATION_LEEWAY_S)
+        assert first.kid not in services.keyring.keys
+    assert stack.decisions()[("minted", "edge")] == 2
+
+
+async def test_a_reload_with_a_bad_config_changes_nothing(stack: Stack, tmp_path: Path) -> None:
+    services = stack.edge_app[SERVICES]
+    config = tmp_path / "bad.toml"
+    config.write_text('[keys]\nsigning = ["absent.pem"]\n', encoding="utf-8")
+    assert not reload_keys(services, config)
+    assert services.keyring.active.kid == stack.key.kid
+    assert services.keyring.retiring == {}
