@@ -26,7 +26,7 @@ from .keys import (
     load_public_jwks,
     thumbprint,
 )
-from .mint import mint_token, sign_compact
+from .mint import Clone, mint_token, prepare_clone, sign_clone, sign_compact
 from .policy import (
     Bounds,
     Decision,
@@ -55,6 +55,7 @@ __all__ = [
     "Bounds",
     "ClaimRejected",
     "ClaimsRecord",
+    "Clone",
     "Decision",
     "ForbiddenHeader",
     "KeyMaterialError",
@@ -82,7 +83,9 @@ __all__ = [
     "load_public_jwks",
     "mint_token",
     "organization_of",
+    "prepare_clone",
     "record_of",
+    "sign_clone",
     "sign_compact",
     "thumbprint",
     "verify_session_token",

@@ -1,7 +1,13 @@
-"""Clone and sign: a Mint decision plus a key and `now` → a compact JWS."""
+"""Clone and sign: a Mint decision plus a key and `now` → a compact JWS.
+
+Two steps, so that a caller can tell identical clones apart before paying
+for a signature: `prepare_clone` builds the header and claims (everything
+but the fresh `jti`), `sign_clone` fills in the `jti` and signs.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .claims import clone_claims
@@ -9,7 +15,7 @@ from .jws import b64url_encode, encode_json
 from .keys import SigningKey
 from .policy import Mint
 
-__all__ = ["mint_token", "sign_compact"]
+__all__ = ["Clone", "mint_token", "prepare_clone", "sign_clone", "sign_compact"]
 
 
 def sign_compact(header: dict[str, Any], claims: dict[str, Any], key: SigningKey) -> str:
@@ -18,8 +24,20 @@ def sign_compact(header: dict[str, Any], claims: dict[str, Any], key: SigningKey
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
-def mint_token(plan: Mint, *, key: SigningKey, now: int, jti: str) -> str:
-    """Sign a clone of `plan.record` for `now`; `jti` is fresh randomness from the caller."""
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """A clone's header and claims, all but the `jti` (filled in when signing)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    needs_jti: bool
+
+    def identity(self) -> bytes:
+        """Equal for two clones that differ at most in their `jti`."""
+        return encode_json({"h": self.header, "c": self.claims})
+
+
+def prepare_clone(plan: Mint, *, key: SigningKey, now: int) -> Clone:
     record = plan.record
     header: dict[str, Any] = {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
     if record.cat is not None:
@@ -31,6 +49,16 @@ def mint_token(plan: Mint, *, key: SigningKey, now: int, jti: str) -> str:
         now=now,
         lifetime_s=plan.lifetime_s,
         not_after=plan.not_after,
-        jti=jti,
+        jti="",
     )
-    return sign_compact(header, claims, key)
+    return Clone(header=header, claims=claims, needs_jti="jti" in claims)
+
+
+def sign_clone(clone: Clone, key: SigningKey, *, jti: str) -> str:
+    claims = {**clone.claims, "jti": jti} if clone.needs_jti else clone.claims
+    return sign_compact(clone.header, claims, key)
+
+
+def mint_token(plan: Mint, *, key: SigningKey, now: int, jti: str) -> str:
+    """Sign a clone of `plan.record` for `now`; `jti` is fresh randomness from the caller."""
+    return sign_clone(prepare_clone(plan, key=key, now=now), key, jti=jti)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from minter import Bounds, SigningKey, VerifyRules
 
+from .coalesce import Coalescer
 from .config import Settings
 from .forward import Upstream
 from .health import OriginHealth
@@ -95,6 +96,7 @@ def create_app(
             authorized_parties=frozenset(tokens.authorized_parties),
             max_expired_s=tokens.max_expired_s,
         ),
+        coalescer=Coalescer(clock=clock),
     )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,

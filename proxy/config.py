@@ -189,6 +189,7 @@ class LimitSettings:
     per_session_per_s: float = 5.0  # per verified session (never an unverified sid)
     per_session_burst: int = 20
     max_concurrent_signs: int = 64  # signatures in flight at once
+    sign_in_threads: bool = False  # sign in worker threads (else on the event loop)
 
     def __post_init__(self) -> None:
         _require(self.per_ip_per_s > 0, "limits.per_ip_per_s", "must be > 0")

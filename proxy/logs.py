@@ -185,8 +185,8 @@ def install_request_log(
             raise
         finally:
             elapsed = time.perf_counter() - started
-            metrics.requests.labels(note.route, str(status)).inc()
-            metrics.request_seconds.labels(note.route).observe(elapsed)
+            metrics.child(metrics.requests, note.route, str(status)).inc()
+            metrics.child(metrics.request_seconds, note.route).observe(elapsed)
             if note.route not in _QUIET_ROUTES or status != 200:
                 _log_request(request, note, status, elapsed)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,6 +44,7 @@ class Metrics:
     before_render: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "session_minter_requests", "Answered requests", ["route", "status"], registry=r
@@ -102,6 +104,14 @@ class Metrics:
         for result in ("ok", "failed"):  # present from the first scrape, at 0
             self.jwks_refreshes.labels(result)
             self.key_reloads.labels(result)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once: the hot path asks per request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def set_breaker(self, state: str, outage: bool) -> None:
         self.breaker_open.set(1 if outage else 0)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from minter import Bounds, VerifyRules
 
+from .coalesce import Coalescer
 from .config import Settings
 from .forward import Upstream
 from .health import OriginHealth
@@ -29,6 +30,7 @@ class Services:
     metrics: Metrics
     bounds: Bounds
     rules: VerifyRules
+    coalescer: Coalescer
     upstream: Upstream | None = None  # set once the client session is open
 
     def now(self) -> int:

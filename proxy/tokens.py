@@ -31,8 +31,9 @@ from minter import (
     UnknownKey,
     VerifiedToken,
     decide,
-    mint_token,
+    prepare_clone,
     record_of,
+    sign_clone,
     verify_session_token,
 )
 
@@ -194,7 +195,7 @@ async def _act(
 
 
 def _record(request: web.Request, services: Services, outcome: str, reason: str) -> None:
-    services.metrics.decisions.labels(outcome, reason).inc()
+    services.metrics.child(services.metrics.decisions, outcome, reason).inc()
     note_decision(request, outcome, reason)
 
 
@@ -208,13 +209,16 @@ async def _mint(
 ) -> web.StreamResponse:
     started = time.perf_counter()
     session_id = refresh.request.session_id
-    key, jti = services.keyring.active, secrets.token_hex(10)
-    try:
-        jwt = await request.app[LIMITS].signs.run(
-            lambda: mint_token(plan, key=key, now=now, jti=jti)
-        )
-    except SignBusy:
-        return request.app[LIMITS].busy(request)
+    key = services.keyring.active
+    clone = prepare_clone(plan, key=key, now=now)
+    identity, jwt = services.coalescer.recent(clone, key)
+    if jwt is None:
+        jti = secrets.token_hex(10)
+        try:
+            jwt = await request.app[LIMITS].signs.run(lambda: sign_clone(clone, key, jti=jti))
+        except SignBusy:
+            return request.app[LIMITS].busy(request)
+        services.coalescer.keep(identity, jwt)
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:

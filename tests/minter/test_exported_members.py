@@ -53,7 +53,10 @@ PUBLIC = {
     "ToOrigin",
     "decide",
     # mint
+    "Clone",
     "mint_token",
+    "prepare_clone",
+    "sign_clone",
     "sign_compact",
 }
 
