@@ -43,8 +43,8 @@ USERS = (
     ("bob@example.com", "battery-staple", ""),
 )
 REFRESH_AFTER_S = 43.0
-SKIP_CACHE_SHARE = 0.03
-SWITCH_ORG_SHARE = 0.03
+SKIP_CACHE_SHARE = 0.01
+SWITCH_ORG_SHARE = 0.01
 FIGURES: Counter[str] = Counter()
 
 

@@ -8,17 +8,21 @@ figure is one server core's worth. Printed:
 
 1. the ceiling: a bare aiohttp handler answering the same bytes (HTTP cost),
    plus the raw `cryptography` RS256 verify + sign cost per request;
-2. edge mint: req/s, p50, p99 at fixed concurrency (memory store; Redis too
-   with --redis);
+2. edge mint: req/s, p50, p99 at fixed concurrency over --sessions signed-in
+   browsers, every request signed (memory store; Redis too with --redis), the
+   edge's CPU time per mint, the default with identical clones coalesced, and
+   `--workers 2`;
 3. origin mint through the proxy (the reference origin's SQLite work, plus
    --origin-latency-ms);
-4. pass-through forwarding of a small request vs calling the origin directly.
+4. pass-through forwarding of a small request vs calling the origin directly,
+   at the same concurrency and at one connection (latency).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -70,15 +74,17 @@ def pinned(cpu: int) -> list[str]:
 
 
 @contextmanager
-def process(command: list[str], cpu: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    command: list[str], cpu: int | None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
-        pinned(cpu) + command,
+        (pinned(cpu) if cpu is not None else []) + command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
     try:
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -176,25 +182,60 @@ latency_ms = {latency_ms}
     return config
 
 
-async def _session(edge: str) -> tuple[str, str, str]:
-    """Sign in through the edge: (cookie header, session id, first token)."""
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as client:
-        async with client.post(
-            f"{edge}/v1/client/sign_ins",
-            data={
-                "identifier": "alice@example.com",
-                "password": "correct-horse",
-                "strategy": "password",
-            },
-        ) as response:
-            sid = (await response.json())["response"]["created_session_id"]
-        async with client.post(
-            f"{edge}/v1/client/sessions/{sid}/tokens", data={"organization_id": "org_acme"}
-        ) as response:
-            token = (await response.json())["jwt"]
-        cookie = "; ".join(f"{c.key}={c.value}" for c in jar)
-    return cookie, sid, token
+async def _sessions(edge: str, count: int) -> list[tuple[str, str, str]]:
+    """Sign in `count` browsers through the edge: (cookie header, session id, first token).
+
+    The first token comes from the origin through the edge, so each session is
+    bound to its browser's cookie, as in real traffic.
+    """
+
+    async def one(identifier: str, password: str, org: str) -> tuple[str, str, str]:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as client:
+            form = {"identifier": identifier, "password": password, "strategy": "password"}
+            async with client.post(f"{edge}/v1/client/sign_ins", data=form) as response:
+                sid = (await response.json())["response"]["created_session_id"]
+            path = f"{edge}/v1/client/sessions/{sid}/tokens"
+            async with client.post(path, data={"organization_id": org}) as response:
+                token = (await response.json())["jwt"]
+            cookie = "; ".join(f"{c.key}={c.value}" for c in jar)
+        return cookie, sid, token
+
+    users = [
+        ("alice@example.com", "correct-horse", "org_acme"),
+        ("bob@example.com", "battery-staple", ""),
+    ]
+    return list(await asyncio.gather(*(one(*users[n % 2]) for n in range(count))))
+
+
+def rotating_script(
+    folder: Path, name: str, requests: list[tuple[str, str, dict[str, str]]]
+) -> Path:
+    """A wrk script that cycles through (path, body, headers) requests."""
+    lines = ["local requests = {"]
+    for path, body, headers in requests:
+        all_headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+        header_items = ", ".join(f'["{k}"] = "{v}"' for k, v in all_headers.items())
+        lines.append(f'  {{ path = "{path}", body = "{body}", headers = {{ {header_items} }} }},')
+    lines += [
+        "}",
+        "local n = 0",
+        "request = function()",
+        "  n = n + 1",
+        "  local r = requests[(n % #requests) + 1]",
+        '  return wrk.format("POST", r.path, r.headers, r.body)',
+        "end",
+    ]
+    path = folder / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -203,6 +244,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--sessions", type=int, default=16, help="signed-in browsers to rotate")
     parser.add_argument("--origin-latency-ms", type=int, default=0)
     parser.add_argument("--redis", action="store_true", help="also measure with the Redis store")
     args = parser.parse_args()
@@ -210,70 +252,92 @@ def main() -> None:
         sys.exit("bench needs wrk: apt-get install wrk")
     run = {"duration": args.duration, "connections": args.connections}
     figures: dict[str, Figure] = {}
+    notes: dict[str, float] = {}
+    every = {"SESSION_MINTER_LIMITS__COALESCE": "false"}
     with tempfile.TemporaryDirectory(prefix="session-minter-bench-") as tmp:
         folder = Path(tmp)
         keygen = [*CLI, "keygen", "--out", str(folder / "instance.pem")]
         subprocess.run(keygen, check=True, capture_output=True)  # noqa: S603 - our own CLI
         edge_port, origin_port, bare_port = free_port(), free_port(), free_port()
-
+        edge, origin = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{origin_port}"
         token_len = 0
         stores = ["memory"] + (["redis"] if args.redis else [])
-        redis_cm = None
-        if args.redis:
-            redis_port = free_port()
-            folder.joinpath("redis.port").write_text(str(redis_port))
-            redis_cm = process(
-                ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], 0
-            )
-            redis_cm.__enter__()
-        try:
+        with contextlib.ExitStack() as stack:
+            if args.redis:
+                redis_port = free_port()
+                folder.joinpath("redis.port").write_text(str(redis_port))
+                stack.enter_context(
+                    process(
+                        [
+                            *("redis-server", "--port", str(redis_port)),
+                            *("--save", "", "--appendonly", "no"),
+                        ],
+                        0,
+                    )
+                )
+            config = write_config(folder, edge_port, origin_port, "memory", args.origin_latency_ms)
+            stack.enter_context(process([*CLI, "origin", "--config", str(config)], 0))
+            wait_ready(f"{origin}/v1/jwks")
+            sessions: list[tuple[str, str, str]] = []
             for store in stores:
                 config = write_config(folder, edge_port, origin_port, store, args.origin_latency_ms)
-                with (
-                    process([*CLI, "origin", "--config", str(config)], 0),
-                    process([*CLI, "serve", "--config", str(config)], 1),
-                ):
-                    edge = f"http://127.0.0.1:{edge_port}"
-                    wait_ready(f"http://127.0.0.1:{origin_port}/v1/jwks")
+                with process([*CLI, "serve", "--config", str(config)], 1, every) as served:
                     wait_ready(f"{edge}/healthz")
-                    cookie, sid, token = asyncio.run(_session(edge))
-                    token_len = len(token)
-                    tokens_url = f"{edge}/v1/client/sessions/{sid}/tokens"
-                    body = f"organization_id=org_acme&token={token}"
-                    mint = post_script(
-                        folder,
-                        f"mint-{store}",
-                        body,
-                        {"Cookie": cookie, "Origin": "http://localhost:3000"},
+                    if not sessions:
+                        sessions = asyncio.run(_sessions(edge, args.sessions))
+                        token_len = len(sessions[0][2])
+                    mints = [
+                        (
+                            f"/v1/client/sessions/{sid}/tokens",
+                            f"organization_id={'org_acme' if n % 2 == 0 else ''}&token={token}",
+                            {"Cookie": cookie, "Origin": "http://localhost:3000"},
+                        )
+                        for n, (cookie, sid, token) in enumerate(sessions)
+                    ]
+                    script = rotating_script(folder, f"mint-{store}", mints)
+                    before = cpu_seconds(served.pid)
+                    figure = wrk(f"edge mint, {store} store", edge + "/", lua=script, **run)
+                    figures[f"mint_{store}"] = figure
+                    notes[f"cpu_{store}"] = (
+                        (cpu_seconds(served.pid) - before) / (figure.rps * args.duration) * 1e6
                     )
-                    figures[f"mint_{store}"] = wrk(
-                        f"edge mint ({store} store)", tokens_url, lua=mint, **run
+                    if store != "memory":
+                        continue
+                    forced = [(path, body + "&force_origin=true", h) for path, body, h in mints]
+                    figures["origin_mint"] = wrk(
+                        f"origin mint via edge (+{args.origin_latency_ms} ms)",
+                        edge + "/",
+                        lua=rotating_script(folder, "forced", forced),
+                        **run,
                     )
-                    if store == "memory":
-                        forced = post_script(
-                            folder, "origin", body + "&force_origin=true", {"Cookie": cookie}
-                        )
-                        figures["origin_mint"] = wrk(
-                            f"origin mint via edge (+{args.origin_latency_ms} ms)",
-                            tokens_url,
-                            lua=forced,
-                            **run,
-                        )
-                        figures["forwarded"] = wrk(
-                            "forwarded GET /v1/environment",
-                            f"{edge}/v1/environment",
-                            lua=None,
-                            **run,
-                        )
-                        figures["direct"] = wrk(
-                            "direct GET /v1/environment (origin)",
-                            f"http://127.0.0.1:{origin_port}/v1/environment",
-                            lua=None,
-                            **run,
-                        )
-        finally:
-            if redis_cm is not None:
-                redis_cm.__exit__(None, None, None)
+                    figures["forwarded"] = wrk(
+                        "forwarded GET /v1/environment", f"{edge}/v1/environment", lua=None, **run
+                    )
+                    figures["direct"] = wrk(
+                        "direct GET /v1/environment", f"{origin}/v1/environment", lua=None, **run
+                    )
+                    one = {"duration": args.duration, "connections": 1}
+                    figures["forwarded_1"] = wrk(
+                        "forwarded GET, 1 connection", f"{edge}/v1/environment", lua=None, **one
+                    )
+                    figures["direct_1"] = wrk(
+                        "direct GET, 1 connection", f"{origin}/v1/environment", lua=None, **one
+                    )
+            with process([*CLI, "serve", "--config", str(config)], 1):
+                wait_ready(f"{edge}/healthz")
+                figures["coalesced"] = wrk(
+                    "edge mint, tabs coalesced (default)", edge + "/", lua=script, **run
+                )
+            config = write_config(folder, edge_port, origin_port, "memory", args.origin_latency_ms)
+            workers = {**every, "SESSION_MINTER_SERVER__WORKERS": "2"}
+            with process([*CLI, "serve", "--config", str(config)], None, workers):
+                wait_ready(f"{edge}/healthz")
+                figures["workers_2"] = wrk(
+                    "edge mint, --workers 2 (unpinned)",
+                    edge + "/",
+                    lua=rotating_script(folder, "mint-workers", mints),
+                    **run,
+                )
 
         with process(
             [sys.executable, str(HERE / "ceiling_server.py"), str(bare_port), str(token_len)], 1
@@ -294,22 +358,28 @@ def main() -> None:
     ceiling_rps = 1e6 / (http_us + crypto_us)
     print(
         f"\nsession-minter benchmark: {args.duration} s per figure, {args.connections} "
-        "connections, wrk on CPU 0, server on CPU 1\n"
+        f"connections, {args.sessions} sessions, wrk on CPU 0, server on CPU 1\n"
     )
     for figure in figures.values():
         print(figure.line())
     print(f"{'RS256 verify + sign (cryptography, raw)':<44} {crypto_us:>9.0f} us per request")
     print(f"{'ceiling = 1 / (HTTP + crypto)':<44} {ceiling_rps:>9.0f} req/s")
+    for store in stores:
+        label = f"edge CPU per mint ({store})"
+        print(f"{label:<44} {notes[f'cpu_{store}']:>9.0f} us")
     print("\nratios")
     for store in stores:
         ratio = figures[f"mint_{store}"].rps / ceiling_rps
-        print(f"  edge mint ({store}) / ceiling:        {ratio:5.2f}")
+        print(f"  edge mint ({store}) / ceiling:          {ratio:5.2f}")
     mint, origin_mint = figures["mint_memory"], figures["origin_mint"]
+    print(f"  edge mint coalesced / ceiling:         {figures['coalesced'].rps / ceiling_rps:5.2f}")
+    print(f"  --workers 2 / one worker:              {figures['workers_2'].rps / mint.rps:5.2f}")
+    print(f"  edge mint / origin mint (req/s):       {mint.rps / origin_mint.rps:5.2f}")
+    print(f"  edge mint p99 / p50:                   {mint.p99_ms / mint.p50_ms:5.2f}")
     forwarded, direct = figures["forwarded"], figures["direct"]
-    print(f"  edge mint / origin mint (req/s):     {mint.rps / origin_mint.rps:5.2f}")
-    print(f"  edge mint p99 / p50:                 {mint.p99_ms / mint.p50_ms:5.2f}")
-    print(f"  forwarded / direct (req/s):          {forwarded.rps / direct.rps:5.2f}")
-    print(f"  forwarded p50 - direct p50:          {forwarded.p50_ms - direct.p50_ms:5.2f} ms")
+    print(f"  forwarded / direct (req/s):            {forwarded.rps / direct.rps:5.2f}")
+    gap = figures["forwarded_1"].p50_ms - figures["direct_1"].p50_ms
+    print(f"  forwarded p50 - direct p50 (1 conn):   {gap:5.2f} ms")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ class LimitSettings:
     per_session_burst: int = 20
     max_concurrent_signs: int = 64  # signatures in flight at once
     sign_in_threads: bool = False  # sign in worker threads (else on the event loop)
+    coalesce: bool = True  # identical clones within a second share one signature
 
     def __post_init__(self) -> None:
         _require(self.per_ip_per_s > 0, "limits.per_ip_per_s", "must be > 0")

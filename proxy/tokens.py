@@ -211,14 +211,16 @@ async def _mint(
     session_id = refresh.request.session_id
     key = services.keyring.active
     clone = prepare_clone(plan, key=key, now=now)
-    identity, jwt = services.coalescer.recent(clone, key)
+    coalesce = services.settings.limits.coalesce
+    identity, jwt = services.coalescer.recent(clone, key) if coalesce else (None, None)
     if jwt is None:
         jti = secrets.token_hex(10)
         try:
             jwt = await request.app[LIMITS].signs.run(lambda: sign_clone(clone, key, jti=jti))
         except SignBusy:
             return request.app[LIMITS].busy(request)
-        services.coalescer.keep(identity, jwt)
+        if identity is not None:
+            services.coalescer.keep(identity, jwt)
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:
