@@ -37,4 +37,8 @@ def handler_args(server: ServerSettings) -> dict[str, Any]:
         "max_headers": server.max_headers,
         "keepalive_timeout": server.header_timeout_s,
         "lingering_time": min(_MAX_LINGER_S, server.header_timeout_s),
+        # Request bodies stay as sent: forwarded byte for byte with their
+        # Content-Encoding, and refused (415) on the token route by our own
+        # check, never decoded (or failed on, for a codec not installed) here.
+        "auto_decompress": False,
     }

@@ -622,3 +622,28 @@ async def test_sign_out_body_split_across_writes_is_forwarded_whole(tmp_path: Pa
     assert parse_answer(raw).status == 200
     [received] = origin.forwarded()
     assert received.body == form
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd-unknown"])
+async def test_compressed_request_bodies_are_forwarded_byte_for_byte(
+    tmp_path: Path, encoding: str
+) -> None:
+    """The edge never decodes a request body: whatever the codec, the origin gets the bytes."""
+    payload = gzip.compress(b"a compressed upload" * 50) if encoding == "gzip" else os.urandom(512)
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        answer = parse_answer(
+            await exchange(
+                edge,
+                get(
+                    "/v1/upload",
+                    f"Content-Encoding: {encoding}",
+                    f"Content-Length: {len(payload)}",
+                    method="PUT",
+                )
+                + payload,
+            )
+        )
+    assert answer.status == 200
+    [received] = origin.forwarded()
+    assert received.body == payload
+    assert received.all("Content-Encoding") == [encoding]
