@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .metrics import Metrics
 from .tokenlog import token_hint
@@ -52,6 +53,7 @@ from .tokenlog import token_hint
 __all__ = [
     "REQUEST_NOTE",
     "JsonFormatter",
+    "MalformedRequestFilter",
     "RequestNote",
     "TextFormatter",
     "configure_logging",
@@ -139,10 +141,33 @@ class TextFormatter(logging.Formatter):
         return f"{first} {extra}{newline}{rest}"
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it could not parse (smuggling attempts, oversize or
+    broken headers) at ERROR with a traceback that quotes the request; such a
+    request is the client's fault, already answered 400: keep one warning line
+    naming the problem, without the traceback or the request's bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = (
+                "malformed request refused: %s %s",
+                (
+                    type(exc).__name__,
+                    exc.code,
+                ),
+            )
+        return True
+
+
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """Replace the root handlers with one on stderr in `log_format` ("json" or "text")."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(MalformedRequestFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -181,3 +181,32 @@ async def test_a_reload_with_a_bad_config_changes_nothing(stack: Stack, tmp_path
     assert not reload_keys(services, config)
     assert services.keyring.active.kid == stack.key.kid
     assert services.keyring.retiring == {}
+
+
+def test_malformed_requests_are_logged_as_one_warning_without_traceback() -> None:
+    import logging
+
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from proxy.logs import MalformedRequestFilter, TextFormatter
+
+    try:
+        raise BadHttpMessage("Transfer-Encoding with Content-Length: GET /x HTTP/1.1")
+    except BadHttpMessage:
+        import sys
+
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request",
+            (),
+            sys.exc_info(),
+        )
+    assert MalformedRequestFilter().filter(record)
+    line = TextFormatter().format(record)
+    assert record.levelname == "WARNING"
+    assert "Traceback" not in line
+    assert "GET /x" not in line
+    assert "BadHttpMessage 400" in line
