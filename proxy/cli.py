@@ -176,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "origin":
             return _origin(args.config)
         if args.command == "demo":
-            logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+            # The walk-through prints what happens; per-request lines would bury it.
+            for name in ("aiohttp.access", "session_minter.request", "origin"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             return _demo(args.once, args.port)
         if args.command == "keygen":
             return _keygen(args.out, args.type, force=args.force, if_missing=args.if_missing)

@@ -210,3 +210,23 @@ def test_malformed_requests_are_logged_as_one_warning_without_traceback() -> Non
     assert "Traceback" not in line
     assert "GET /x" not in line
     assert "BadHttpMessage 400" in line
+
+
+def test_demo_once_walks_through_an_edge_mint_and_exits_0() -> None:
+    """The README's first command, as a user runs it (with --once, on free ports)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "demo", "--once", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "refresh carrying the previous token: minted at the edge" in out
+    assert "same claims, same oiat=" in out
+    assert "it verifies against the edge's published JWKS" in out
+    assert out.rstrip().endswith("walk-through complete.")
