@@ -148,6 +148,103 @@ async def test_client_sessions_keep_the_latest_64(store: SessionStore) -> None:
     assert await store.client_sessions("client_a") == {f"sess_{i}" for i in range(6, 70)}
 
 
+# -- the memory store: lifetimes per fact, and its bound ------------------------------------
+
+
+def memory_store(clock: FakeClock, *, max_entries: int = 100) -> MemoryStore:
+    return MemoryStore(max_entries=max_entries, record_ttl_s=100, revocation_ttl_s=200, timer=clock)
+
+
+async def test_memory_records_and_bindings_keep_their_own_lifetimes(clock: FakeClock) -> None:
+    store = memory_store(clock)
+    await store.remember("sess_1", "", record(100))
+    await store.note_client_session("client_a", "sess_1")
+    await store.revoke(["sess_2"])
+    clock.advance(99)
+    state = await store.state("sess_1", "", "user_1")
+    assert state.freshest is not None
+    assert state.client_key == "client_a"
+    clock.advance(1)
+    state = await store.state("sess_1", "", "user_1")
+    assert state.freshest is None, "a record lives record_ttl_s"
+    assert state.client_key == "client_a", "a binding lives revocation_ttl_s"
+    assert await store.client_sessions("client_a") == {"sess_1"}
+    assert await store.is_revoked("sess_2")
+    clock.advance(99)
+    assert (await store.state("sess_1", "", "user_1")).client_key == "client_a"
+    clock.advance(1)
+    assert (await store.state("sess_1", "", "user_1")).client_key is None
+    assert await store.client_sessions("client_a") == set()
+    assert not await store.is_revoked("sess_2")
+
+
+async def test_memory_a_write_extends_only_what_it_writes(clock: FakeClock) -> None:
+    store = memory_store(clock)
+    await store.remember("sess_1", "org_a", record(100))
+    clock.advance(90)
+    await store.note_client_session("client_a", "sess_1")
+    await store.remember("sess_1", "org_b", record(190))
+    clock.advance(10)
+    assert (await store.state("sess_1", "org_a", "user_1")).freshest is None
+    kept = (await store.state("sess_1", "org_b", "user_1")).freshest
+    assert kept is not None
+    assert kept.oiat == 190
+    clock.advance(89)
+    assert (await store.state("sess_1", "org_b", "user_1")).freshest is not None
+    clock.advance(1)
+    state = await store.state("sess_1", "org_b", "user_1")
+    assert state.freshest is None
+    assert state.client_key == "client_a"
+    assert await store.remember("sess_1", "org_a", record(50)), "an expired record holds nothing"
+
+
+async def test_memory_a_session_keeps_a_record_per_organization(clock: FakeClock) -> None:
+    store = memory_store(clock)
+    orgs = ["", "org_a", "org_b", "org_c"]
+    for index, org in enumerate(orgs):
+        await store.remember("sess_1", org, record(100 + index, org=org))
+    clock.advance(50)
+    await store.remember("sess_1", "org_b", record(500))
+    assert not await store.remember("sess_1", "org_a", record(100))
+    for index, org in enumerate(orgs):
+        kept = (await store.state("sess_1", org, "user_1")).freshest
+        assert kept is not None
+        assert kept.oiat == (500 if org == "org_b" else 100 + index)
+        assert kept.claims.get("org", org) == org
+    clock.advance(50)
+    assert [(await store.state("sess_1", org, "user_1")).freshest is not None for org in orgs] == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    await store.remember("sess_1", "org_c", record(600))
+    clock.advance(50)
+    assert [(await store.state("sess_1", org, "user_1")).freshest is not None for org in orgs] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+async def test_memory_bound_evicts_the_least_recent_session_never_a_revocation(
+    clock: FakeClock,
+) -> None:
+    store = memory_store(clock, max_entries=2)
+    await store.revoke(["sess_gone"])
+    await store.remember("sess_1", "org_a", record(100))
+    await store.remember("sess_1", "org_b", record(100))
+    await store.remember("sess_2", "", record(100))
+    await store.state("sess_1", "org_a", "user_1")  # sess_2 is now the least recent
+    await store.note_client_session("client_a", "sess_3")
+    assert (await store.state("sess_2", "", "user_1")).freshest is None
+    assert (await store.state("sess_1", "org_a", "user_1")).freshest is not None
+    assert (await store.state("sess_1", "org_b", "user_1")).freshest is not None
+    assert (await store.state("sess_3", "", "user_1")).client_key == "client_a"
+    assert await store.is_revoked("sess_gone")
+
+
 # -- the decision table through the edge -------------------------------------------------
 
 
