@@ -156,7 +156,7 @@ class KeysSettings:
 class StoreSettings:
     backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    max_sessions: int = 1_000_000  # memory store: bound on entries per table
+    max_sessions: int = 1_000_000  # memory store: sessions held (LRU beyond)
     connect_timeout_s: float = 0.5  # Redis connect timeout
     socket_timeout_s: float = 0.5  # Redis command timeout
     when_unavailable: str = "origin"  # store down: "origin" (no edge mints; 503 if the
