@@ -48,6 +48,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .metrics import Metrics
+from .requestlines import RequestLines
 from .tokenlog import token_hint
 
 __all__ = [
@@ -173,6 +174,11 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    global _fast_lines
+    _fast_lines = RequestLines(log_format, sys.stderr)
+
+
+_fast_lines: RequestLines | None = None  # set by configure_logging
 
 
 # -- the request log ------------------------------------------------------------
@@ -229,17 +235,17 @@ def _log_request(request: web.Request, note: RequestNote, status: int, elapsed: 
     summary = f"{request.method} {path} {status}"
     if note.decision is not None:
         summary += f" {note.decision}:{note.reason}"
-    request_log.info(
-        "%s",
-        summary,
-        extra={
-            "request_id": note.request_id,
-            "method": request.method,
-            "route": note.route,
-            "path": path,
-            "status": status,
-            "decision": note.decision,
-            "reason": note.reason,
-            "latency_ms": round(elapsed * 1000, 3),
-        },
-    )
+    fields = {
+        "request_id": note.request_id,
+        "method": request.method,
+        "route": note.route,
+        "path": path,
+        "status": status,
+        "decision": note.decision,
+        "reason": note.reason,
+        "latency_ms": round(elapsed * 1000, 3),
+    }
+    if _fast_lines is not None and request_log.isEnabledFor(logging.INFO):
+        _fast_lines.write(summary, fields)
+    else:
+        request_log.info("%s", summary, extra=fields)

@@ -230,3 +230,54 @@ def test_demo_once_walks_through_an_edge_mint_and_exits_0() -> None:
     assert "same claims, same oiat=" in out
     assert "it verifies against the edge's published JWKS" in out
     assert out.rstrip().endswith("walk-through complete.")
+
+
+def test_fast_request_lines_have_the_formatters_shapes() -> None:
+    import io
+
+    from proxy.requestlines import RequestLines
+
+    fields = {
+        "request_id": "abc",
+        "route": "token",
+        "status": 200,
+        "decision": "minted",
+        "reason": "edge",
+        "latency_ms": 1.5,
+    }
+    for log_format, formatter in (("json", JsonFormatter()), ("text", TextFormatter())):
+        stream = io.StringIO()
+        lines = RequestLines(log_format, stream)
+        lines.write("POST /x 200", fields)  # no running loop: written at once
+        written = stream.getvalue()
+        assert written.count("\n") == 1
+        expected = formatter.format(request_record())
+        if log_format == "json":
+            got, want = json.loads(written), json.loads(expected)
+            assert list(got) == list(want)
+            assert {k: v for k, v in got.items() if k != "time"} == {
+                k: v for k, v in want.items() if k != "time"
+            }
+        else:
+            assert written.rstrip("\n").split(" INFO ", 1)[1] == expected.split(" INFO ", 1)[1]
+
+
+async def test_fast_request_lines_are_batched_per_loop_turn() -> None:
+    import asyncio
+    import io
+
+    from proxy.requestlines import RequestLines
+
+    stream = io.StringIO()
+    lines = RequestLines("json", stream)
+    for n in range(3):
+        lines.write(f"GET /{n} 200", {"status": 200})
+    assert stream.getvalue() == "", "held until the end of this loop turn"
+    turn_over = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(turn_over.set_result, None)  # queued after the flush
+    await turn_over
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+        "GET /0 200",
+        "GET /1 200",
+        "GET /2 200",
+    ]

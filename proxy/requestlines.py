@@ -1,0 +1,69 @@
+"""The request log's fast lane: one line per request, without the logging machinery.
+
+A request line is the hottest log there is (one per token refresh), and the
+`logging` module spends more on it than the rest of a forwarded request's
+Python: a record object, locks, a formatter, a write and a flush per line.
+Once `configure_logging` has set up the process's stderr, request lines are
+formatted here in the same shapes as `JsonFormatter` / `TextFormatter`
+produce (same keys, same order) and written in batches: the lines of one
+event-loop turn go out in one write, right after that turn, so nothing lags.
+Without that setup (tests, embedding) request lines go through `logging`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from typing import Any, TextIO
+
+import orjson
+
+__all__ = ["RequestLines"]
+
+_LOGGER = "session_minter.request"
+
+
+class RequestLines:
+    def __init__(self, log_format: str, stream: TextIO) -> None:
+        self._json = log_format == "json"
+        self._stream = stream
+        self._pending: list[str] = []
+
+    def write(self, summary: str, fields: dict[str, Any]) -> None:
+        now = time.time()
+        self._pending.append(
+            self._json_line(now, summary, fields)
+            if self._json
+            else self._text_line(now, summary, fields)
+        )
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: write at once
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._stream.write("".join(lines))
+            self._stream.flush()
+
+    @staticmethod
+    def _json_line(now: float, summary: str, fields: dict[str, Any]) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": "info",
+            "logger": _LOGGER,
+            "message": summary,
+        }
+        document.update(fields)
+        return orjson.dumps(document, default=str).decode("utf-8") + "\n"
+
+    @staticmethod
+    def _text_line(now: float, summary: str, fields: dict[str, Any]) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        extra = " ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
+        return f"{stamp},{int(now * 1000) % 1000:03d} INFO {_LOGGER}: {summary} {extra}\n"
