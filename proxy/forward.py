@@ -19,6 +19,7 @@ keeps it for HEAD and 304, as the origin sent it.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -78,8 +79,13 @@ class Upstream:
             scheme=request.scheme,
             host=request.headers.get("Host"),
             trust_forwarded=peer in self.trusted_proxies,
-            origin_host=None if self.preserve_host else URL(self.base_url).raw_authority,
+            origin_host=None if self.preserve_host else _authority(self.base_url),
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _authority(base_url: str) -> str:
+    return URL(base_url).raw_authority
 
 
 @dataclass(frozen=True, slots=True)

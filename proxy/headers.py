@@ -9,8 +9,6 @@ order, so several `Set-Cookie` lines all reach the client.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
@@ -32,6 +30,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 _NEVER_COPIED = frozenset({"content-length", "host"})
+_FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
@@ -44,8 +43,13 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
     return frozenset(names)
 
 
-def _end_to_end(headers: Headers, extra_drop: Iterable[str] = ()) -> CIMultiDict[str]:
-    drop = HOP_BY_HOP | connection_tokens(headers) | _NEVER_COPIED | frozenset(extra_drop)
+_ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
+
+
+def _end_to_end(headers: Headers, extra_drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    drop = _ALWAYS_DROPPED | extra_drop
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
     return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
 
 
@@ -64,7 +68,7 @@ def forwarded_request_headers(
     values are kept (and the peer appended); otherwise they are replaced.
     `origin_host`: the Host to send, or None to pass the client's through.
     """
-    headers = _end_to_end(incoming, ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"))
+    headers = _end_to_end(incoming, _FORWARDED)
     prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
     headers["X-Forwarded-For"] = f"{prior_for}, {peer}" if prior_for else peer
     proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None
