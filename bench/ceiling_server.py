@@ -1,12 +1,25 @@
-"""The ceiling's HTTP half: a bare aiohttp handler answering the same bytes as an edge mint."""
+"""The ceiling's servers: a bare aiohttp handler answering the same bytes as an edge mint.
+
+    python bench/ceiling_server.py PORT TOKEN_LENGTH [--crypto]
+
+With `--crypto` the handler also does the raw `cryptography` RS256 verify and
+sign of one mint before answering: the ceiling measured in one process, under
+the same load as the edge (the additive ceiling adds a cost measured alone).
+"""
 
 from __future__ import annotations
 
 import sys
 
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 BODY = b'{"object":"token","jwt":"' + b"x" * int(sys.argv[2]) + b'"}'
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PUBLIC = KEY.public_key()
+MESSAGE = b"x" * 700
+SIGNATURE = KEY.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
 
 
 async def answer(request: web.Request) -> web.Response:
@@ -18,6 +31,17 @@ async def answer(request: web.Request) -> web.Response:
     )
 
 
+async def answer_with_crypto(request: web.Request) -> web.Response:
+    await request.read()
+    PUBLIC.verify(SIGNATURE, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    KEY.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    return web.Response(
+        body=BODY,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 app = web.Application()
-app.router.add_route("*", "/{tail:.*}", answer)
+app.router.add_route("*", "/{tail:.*}", answer_with_crypto if "--crypto" in sys.argv else answer)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)

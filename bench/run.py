@@ -7,11 +7,17 @@ and the server under test to CPU 1 (when the machine has two), so each
 figure is one server core's worth. Printed:
 
 1. the ceiling: a bare aiohttp handler answering the same bytes (HTTP cost),
-   plus the raw `cryptography` RS256 verify + sign cost per request;
+   plus the raw `cryptography` RS256 verify + sign cost per request (measured
+   alone); and the same handler doing that verify + sign itself, which
+   measures both in one process under the same load;
 2. edge mint: req/s, p50, p99 at fixed concurrency over --sessions signed-in
    browsers, every request signed (memory store; Redis too with --redis), the
    edge's CPU time per mint, the default with identical clones coalesced, and
-   `--workers 2`;
+   `--workers 2`. Each browser posts the token the edge minted for it (the
+   steady state: a refresh posts the previous edge token), and, as a second
+   figure, the origin's first token, which is always verified in full;
+   a naive aiohttp + pyjwt clone with none of the edge's checks is measured
+   for reference;
 3. origin mint through the proxy (the reference origin's SQLite work, plus
    --origin-latency-ms);
 4. pass-through forwarding of a small request vs calling the origin directly,
@@ -243,6 +249,38 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _mint_requests(
+    sessions: list[tuple[str, str, str]], tokens: list[str]
+) -> list[tuple[str, str, dict[str, str]]]:
+    return [
+        (
+            f"/v1/client/sessions/{sid}/tokens",
+            f"organization_id={'org_acme' if n % 2 == 0 else ''}&token={token}",
+            {"Cookie": cookie, "Origin": "http://localhost:3000"},
+        )
+        for n, ((cookie, sid, _), token) in enumerate(zip(sessions, tokens, strict=True))
+    ]
+
+
+async def _warm(edge: str, sessions: list[tuple[str, str, str]]) -> list[str]:
+    """One edge mint per session through this edge: the tokens the benchmark posts.
+
+    In steady state a refresh posts the token the edge minted a minute
+    earlier, so that is what the load posts, not the origin's first token.
+    """
+    async with aiohttp.ClientSession() as client:
+
+        async def one(n: int, cookie: str, sid: str, token: str) -> str:
+            form = {"organization_id": "org_acme" if n % 2 == 0 else "", "token": token}
+            async with client.post(
+                f"{edge}/v1/client/sessions/{sid}/tokens", data=form, headers={"Cookie": cookie}
+            ) as response:
+                jwt: str = (await response.json())["jwt"]
+                return jwt
+
+        return list(await asyncio.gather(*(one(n, *s) for n, s in enumerate(sessions))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,11 +299,11 @@ def main() -> None:
     every = {"SESSION_MINTER_LIMITS__COALESCE": "false"}
     with tempfile.TemporaryDirectory(prefix="session-minter-bench-") as tmp:
         folder = Path(tmp)
-        keygen = [*CLI, "keygen", "--out", str(folder / "instance.pem")]
+        key_file = folder / "instance.pem"
+        keygen = [*CLI, "keygen", "--out", str(key_file)]
         subprocess.run(keygen, check=True, capture_output=True)  # noqa: S603 - our own CLI
         edge_port, origin_port, bare_port = free_port(), free_port(), free_port()
         edge, origin = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{origin_port}"
-        token_len = 0
         stores = ["memory"] + (["redis"] if args.redis else [])
         with contextlib.ExitStack() as stack:
             if args.redis:
@@ -290,15 +328,7 @@ def main() -> None:
                     wait_ready(f"{edge}/healthz")
                     if not sessions:
                         sessions = asyncio.run(_sessions(edge, args.sessions))
-                        token_len = len(sessions[0][2])
-                    mints = [
-                        (
-                            f"/v1/client/sessions/{sid}/tokens",
-                            f"organization_id={'org_acme' if n % 2 == 0 else ''}&token={token}",
-                            {"Cookie": cookie, "Origin": "http://localhost:3000"},
-                        )
-                        for n, (cookie, sid, token) in enumerate(sessions)
-                    ]
+                    mints = _mint_requests(sessions, asyncio.run(_warm(edge, sessions)))
                     script = rotating_script(folder, f"mint-{store}", mints)
                     before = cpu_seconds(served.pid)
                     figure = wrk(f"edge mint, {store} store", edge + "/", lua=script, **run)
@@ -308,6 +338,13 @@ def main() -> None:
                     )
                     if store != "memory":
                         continue
+                    first = _mint_requests(sessions, [token for _, _, token in sessions])
+                    figures["mint_first"] = wrk(
+                        "edge mint, posting the origin's token",
+                        edge + "/",
+                        lua=rotating_script(folder, "mint-first", first),
+                        **run,
+                    )
                     forced = [(path, body + "&force_origin=true", h) for path, body, h in mints]
                     figures["origin_mint"] = wrk(
                         f"origin mint via edge (+{args.origin_latency_ms} ms)",
@@ -328,39 +365,54 @@ def main() -> None:
                     figures["direct_1"] = wrk(
                         "direct GET, 1 connection", f"{origin}/v1/environment", lua=None, **one
                     )
+            config = write_config(folder, edge_port, origin_port, "memory", args.origin_latency_ms)
             with process([*CLI, "serve", "--config", str(config)], 1):
                 wait_ready(f"{edge}/healthz")
+                mints = _mint_requests(sessions, asyncio.run(_warm(edge, sessions)))
                 figures["coalesced"] = wrk(
-                    "edge mint, tabs coalesced (default)", edge + "/", lua=script, **run
+                    "edge mint, tabs coalesced (default)",
+                    edge + "/",
+                    lua=rotating_script(folder, "mint-coalesced", mints),
+                    **run,
                 )
-            config = write_config(folder, edge_port, origin_port, "memory", args.origin_latency_ms)
             workers = {**every, "SESSION_MINTER_SERVER__WORKERS": "2"}
             with process([*CLI, "serve", "--config", str(config)], None, workers):
                 wait_ready(f"{edge}/healthz")
+                # Each worker knows the tokens it signed, half of them: a balancer
+                # that is not sticky.
+                mints = _mint_requests(sessions, asyncio.run(_warm(edge, sessions)))
                 figures["workers_2"] = wrk(
                     "edge mint, --workers 2 (unpinned)",
                     edge + "/",
                     lua=rotating_script(folder, "mint-workers", mints),
                     **run,
                 )
-
-        with process(
-            [sys.executable, str(HERE / "ceiling_server.py"), str(bare_port), str(token_len)], 1
+            naive = [sys.executable, str(HERE / "naive_server.py"), str(bare_port)]
+            with process([*naive, f"{origin}/v1/jwks", str(key_file)], 1):
+                wait_ready(f"http://127.0.0.1:{bare_port}/")  # GET: 405, up
+                figures["naive"] = wrk(
+                    "naive aiohttp + pyjwt mint (no checks)",
+                    f"http://127.0.0.1:{bare_port}/",
+                    lua=script,
+                    **run,
+                )
+        token_len = len(mints[0][1].rsplit("token=", 1)[1])
+        bare_body = post_script(
+            folder, "bare", "organization_id=org_acme&token=" + "x" * token_len, {}
+        )
+        ceiling = [sys.executable, str(HERE / "ceiling_server.py"), str(bare_port), str(token_len)]
+        for name, label, extra in (
+            ("bare", "bare aiohttp handler (same bytes)", []),
+            ("bare_crypto", "bare handler + raw verify + sign, 1 process", ["--crypto"]),
         ):
-            wait_ready(f"http://127.0.0.1:{bare_port}/")
-            bare_body = post_script(
-                folder, "bare", "organization_id=org_acme&token=" + "x" * token_len, {}
-            )
-            figures["bare"] = wrk(
-                "bare aiohttp handler (same bytes)",
-                f"http://127.0.0.1:{bare_port}/t",
-                lua=bare_body,
-                **run,
-            )
+            with process([*ceiling, *extra], 1):
+                wait_ready(f"http://127.0.0.1:{bare_port}/")
+                figures[name] = wrk(label, f"http://127.0.0.1:{bare_port}/t", lua=bare_body, **run)
 
     crypto_us = crypto_cost_us()
     http_us = 1e6 / figures["bare"].rps
     ceiling_rps = 1e6 / (http_us + crypto_us)
+    measured_rps = figures["bare_crypto"].rps
     print(
         f"\nsession-minter benchmark: {args.duration} s per figure, {args.connections} "
         f"connections, {args.sessions} sessions, wrk on CPU 0, server on CPU 1\n"
@@ -377,6 +429,10 @@ def main() -> None:
         ratio = figures[f"mint_{store}"].rps / ceiling_rps
         print(f"  edge mint ({store}) / ceiling:          {ratio:5.2f}")
     mint, origin_mint = figures["mint_memory"], figures["origin_mint"]
+    print(f"  edge mint / ceiling measured in 1 proc: {mint.rps / measured_rps:5.2f}")
+    first = figures["mint_first"]
+    print(f"  edge mint, origin's token / ceiling:   {first.rps / ceiling_rps:5.2f}")
+    print(f"  naive aiohttp + pyjwt / ceiling:       {figures['naive'].rps / ceiling_rps:5.2f}")
     print(f"  edge mint coalesced / ceiling:         {figures['coalesced'].rps / ceiling_rps:5.2f}")
     print(f"  --workers 2 / one worker:              {figures['workers_2'].rps / mint.rps:5.2f}")
     print(f"  edge mint / origin mint (req/s):       {mint.rps / origin_mint.rps:5.2f}")

@@ -45,6 +45,7 @@ from .verify import (
     VerifyRules,
     organization_of,
     verify_session_token,
+    verify_signed_here,
 )
 
 __all__ = [
@@ -89,4 +90,5 @@ __all__ = [
     "sign_compact",
     "thumbprint",
     "verify_session_token",
+    "verify_signed_here",
 ]

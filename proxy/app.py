@@ -33,6 +33,7 @@ from .redact import install_access_log_redaction
 from .routes import dispatch
 from .services import SERVICES, Services
 from .serving import handler_args
+from .signed import SignedHere
 from .store import SessionStore, open_store
 
 __all__ = ["create_app"]
@@ -97,6 +98,11 @@ def create_app(
             max_expired_s=tokens.max_expired_s,
         ),
         coalescer=Coalescer(clock=clock),
+        signed=SignedHere(
+            max_entries=tokens.remember_signed,
+            ttl_s=tokens.lifetime_s + tokens.max_expired_s,
+            clock=clock,
+        ),
     )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cachetools import TTLCache
-
 from minter import Clone, SigningKey
+
+from .expiring import ExpiringTable
 
 __all__ = ["Coalescer"]
 
 
 class Coalescer:
     def __init__(self, *, clock: Callable[[], float], max_entries: int = 65536) -> None:
-        self._recent: TTLCache[tuple[str, bytes], str] = TTLCache(max_entries, 1.0, clock)
+        self._recent: ExpiringTable[tuple[str, bytes], str] = ExpiringTable(
+            max_entries=max_entries, ttl_s=1.0, clock=clock
+        )
         self.hits = 0
 
     def recent(self, clone: Clone, key: SigningKey) -> tuple[tuple[str, bytes], str | None]:
@@ -33,4 +35,4 @@ class Coalescer:
         return identity, jwt
 
     def keep(self, identity: tuple[str, bytes], jwt: str) -> None:
-        self._recent[identity] = jwt
+        self._recent.set(identity, jwt)

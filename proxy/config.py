@@ -125,6 +125,7 @@ class TokenSettings:
     outage_max_claims_age_s: int = 3600
     max_expired_s: int = 300
     lifetime_s: int = 60
+    remember_signed: int = 100_000  # digests of edge-signed tokens kept (proxy/signed.py)
 
     def __post_init__(self) -> None:
         _require(len(self.issuers) > 0, "tokens.issuers", "needs at least one issuer")
@@ -136,6 +137,7 @@ class TokenSettings:
         )
         _require(self.max_expired_s >= 0, "tokens.max_expired_s", "must be >= 0")
         _require(self.lifetime_s >= 10, "tokens.lifetime_s", "must be >= 10")
+        _require(self.remember_signed >= 0, "tokens.remember_signed", "must be >= 0")
 
     @property
     def revocation_ttl_s(self) -> int:

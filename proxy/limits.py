@@ -24,10 +24,10 @@ Three limits, each applied where it cannot be turned against someone else:
   them.
 
 Over a rate limit the answer is 429 in the Clerk error shape with a whole
-`Retry-After` (at least 1 second). Buckets live in bounded cachetools TTL
-caches: an entry expires once its bucket would have refilled, so dropping it
-loses nothing, and under pressure the least recently used entries go first
-(which can only give their owner a fresh, full bucket).
+`Retry-After` (at least 1 second). Buckets live in bounded expiring tables:
+an entry expires once its bucket would have refilled, so dropping it loses
+nothing, and under pressure the least recently used entries go first (which
+can only give their owner a fresh, full bucket).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
-from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter
 
 from .config import LimitSettings
 from .errors import clerk_error
+from .expiring import ExpiringTable
 
 __all__ = [
     "LIMITS",
@@ -87,8 +87,8 @@ class TokenBuckets:
         self._clock = clock
         # Past this age a bucket is full again, so forgetting it changes nothing.
         refill_s = max(burst / rate, 1.0)
-        self._buckets: TTLCache[str, _Bucket] = TTLCache(
-            maxsize=max_keys, ttl=refill_s, timer=clock
+        self._buckets: ExpiringTable[str, _Bucket] = ExpiringTable(
+            max_entries=max_keys, ttl_s=refill_s, clock=clock
         )
 
     def __len__(self) -> int:
@@ -96,7 +96,7 @@ class TokenBuckets:
 
     @property
     def max_keys(self) -> int:
-        return int(self._buckets.maxsize)
+        return self._buckets.max_entries
 
     def take(self, key: str) -> float:
         """Spend one token: 0.0 when allowed, else the seconds until one is available."""
@@ -111,7 +111,7 @@ class TokenBuckets:
         allowed = bucket.tokens >= 1.0
         if allowed:
             bucket.tokens -= 1.0
-        self._buckets[key] = bucket  # (re)insert: resets the entry's expiry
+        self._buckets.set(key, bucket)  # (re)write: resets the entry's expiry
         return 0.0 if allowed else (1.0 - bucket.tokens) / self.rate
 
 

@@ -15,6 +15,7 @@ from .forward import Upstream
 from .health import OriginHealth
 from .keyring import KeyRing
 from .metrics import Metrics
+from .signed import SignedHere
 from .store import SessionStore
 
 __all__ = ["SERVICES", "Services"]
@@ -31,6 +32,7 @@ class Services:
     bounds: Bounds
     rules: VerifyRules
     coalescer: Coalescer
+    signed: SignedHere
     upstream: Upstream | None = None  # set once the client session is open
 
     def now(self) -> int:

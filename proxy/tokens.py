@@ -35,6 +35,7 @@ from minter import (
     record_of,
     sign_clone,
     verify_session_token,
+    verify_signed_here,
 )
 
 from .cookieguard import without_sign_out_cookies
@@ -137,9 +138,10 @@ async def _verify(
     services: Services, token: str, session_id: str, now: int
 ) -> VerifiedToken | TokenRejected:
     keyring = services.keyring
+    verify = verify_signed_here if token in services.signed else verify_session_token
     for attempt in range(2):
         try:
-            return verify_session_token(
+            return verify(
                 token, session_id=session_id, keys=keyring.keys, rules=services.rules, now=now
             )
         except UnknownKey as exc:
@@ -221,6 +223,7 @@ async def _mint(
             return request.app[LIMITS].busy(request)
         if identity is not None:
             services.coalescer.keep(identity, jwt)
+        services.signed.add(jwt)
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:

@@ -1,7 +1,7 @@
-"""The in-process store: bounded TTL caches (cachetools), one event loop, no locks needed.
+"""The in-process store: bounded expiring tables, one event loop, no locks needed.
 
-Each table is bounded by `max_entries`; when full, the least recently used
-entry goes first. Records live as long as claims can be minted from them
+Each table is bounded by `max_entries`; when full, the least recently
+written entry goes first. Records live as long as claims can be minted from them
 (`record_ttl_s`, the outage bound); tombstones, stale marks, client bindings
 and client session lists as long as `revocation_ttl_s`.
 
@@ -30,9 +30,10 @@ import struct
 from collections.abc import Callable, Iterable
 
 import orjson
-from cachetools import TTLCache
 
 from minter import ClaimsRecord, SessionState
+
+from ..expiring import ExpiringTable
 
 __all__ = ["MemoryStore"]
 
@@ -108,14 +109,20 @@ class MemoryStore:
         self._timer = timer
         self._record_ttl_s = record_ttl_s
         self._revocation_ttl_s = revocation_ttl_s
-        self._sessions: TTLCache[str, _Session] = TTLCache(
-            max_entries, max(record_ttl_s, revocation_ttl_s), timer
+        self._sessions: ExpiringTable[str, _Session] = ExpiringTable(
+            max_entries=max_entries, ttl_s=max(record_ttl_s, revocation_ttl_s), clock=timer
         )
-        self._revoked: TTLCache[str, bool] = TTLCache(max_entries, revocation_ttl_s, timer)
-        self._stale_sessions: TTLCache[str, int] = TTLCache(max_entries, revocation_ttl_s, timer)
-        self._stale_users: TTLCache[str, int] = TTLCache(max_entries, revocation_ttl_s, timer)
-        self._client_sessions: TTLCache[str, tuple[str, ...]] = TTLCache(
-            max_entries, revocation_ttl_s, timer
+        self._revoked: ExpiringTable[str, bool] = ExpiringTable(
+            max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
+        )
+        self._stale_sessions: ExpiringTable[str, int] = ExpiringTable(
+            max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
+        )
+        self._stale_users: ExpiringTable[str, int] = ExpiringTable(
+            max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
+        )
+        self._client_sessions: ExpiringTable[str, tuple[str, ...]] = ExpiringTable(
+            max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
         )
 
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
@@ -147,7 +154,7 @@ class MemoryStore:
         if current is not None and _HEADER.unpack_from(current)[1] > record.oiat:
             return False
         session.keep(organization_id, _pack(record, now + self._record_ttl_s), now)
-        self._sessions[session_id] = session  # the entry lives on from this write
+        self._sessions.set(session_id, session)  # the entry lives on from this write
         return True
 
     async def settle(
@@ -164,15 +171,14 @@ class MemoryStore:
 
     async def revoke(self, session_ids: Iterable[str]) -> None:
         for session_id in session_ids:
-            self._revoked[session_id] = True
+            self._revoked.set(session_id, True)
 
     async def mark_stale(
         self, *, session_ids: Iterable[str], user_ids: Iterable[str], mark: int
     ) -> None:
-        for session_id in session_ids:
-            self._stale_sessions[session_id] = max(mark, self._stale_sessions.get(session_id, mark))
-        for user_id in user_ids:
-            self._stale_users[user_id] = max(mark, self._stale_users.get(user_id, mark))
+        for table, keys in ((self._stale_sessions, session_ids), (self._stale_users, user_ids)):
+            for key in keys:
+                table.set(key, max(mark, table.get(key) or mark))
 
     async def note_client_session(self, client_key: str, session_id: str) -> None:
         session = self._sessions.get(session_id)
@@ -180,13 +186,14 @@ class MemoryStore:
             session = _Session()
         session.client_key = client_key
         session.client_expires = self._timer() + self._revocation_ttl_s
-        self._sessions[session_id] = session
-        known = self._client_sessions.get(client_key, ())
+        self._sessions.set(session_id, session)
+        known = self._client_sessions.get(client_key) or ()
         if session_id not in known:
-            self._client_sessions[client_key] = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
+            kept = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
+            self._client_sessions.set(client_key, kept)
 
     async def client_sessions(self, client_key: str) -> set[str]:
-        return set(self._client_sessions.get(client_key, ()))
+        return set(self._client_sessions.get(client_key) or ())
 
     async def ping(self) -> bool:
         return True

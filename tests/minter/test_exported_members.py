@@ -37,6 +37,7 @@ PUBLIC = {
     "VerifyRules",
     "organization_of",
     "verify_session_token",
+    "verify_signed_here",
     # claims
     "ClaimsRecord",
     "age_fva",

@@ -31,6 +31,7 @@ from minter import (
     load_private_key,
     organization_of,
     verify_session_token,
+    verify_signed_here,
 )
 from minter.jws import b64url_decode, b64url_encode, encode_json
 
@@ -601,3 +602,38 @@ def test_claims_are_not_looked_at_before_the_signature(
     # Every claim is wrong too; the signature is what is reported.
     token = make_token(key=impostor, sid="x", sub="mch_1", iss="x", fva="x", jti=JTI)
     refused(token, BadSignature, "signature")
+
+
+# tokens this edge signed ---------------------------------------------------------
+
+
+def signed_here(token: str, keyset: KeySet, rules: VerifyRules, **kwargs: Any) -> VerifiedToken:
+    arguments: dict[str, Any] = {"session_id": SID, "keys": keyset, "rules": rules, "now": NOW}
+    return verify_signed_here(token, **{**arguments, **kwargs})
+
+
+def test_a_token_signed_here_verifies_like_any_other(
+    verify: Any, make_token: TokenFactory, keyset: KeySet, rules: VerifyRules
+) -> None:
+    token = make_token(iat=NOW - 5, exp=NOW + 55, header={"oiat": NOW - 200})
+    assert signed_here(token, keyset, rules) == verify(token)
+
+
+def test_a_token_signed_here_still_has_its_claims_checked(
+    make_token: TokenFactory, keyset: KeySet, rules: VerifyRules
+) -> None:
+    token = make_token()
+    with pytest.raises(ClaimRejected, match="sid"):
+        signed_here(token, keyset, rules, session_id="sess_someone_else")
+    with pytest.raises(TokenExpired):
+        signed_here(token, keyset, rules, now=NOW + 40 + rules.max_expired_s + 1)
+    other_issuer = VerifyRules(issuers=frozenset({"https://other.example.test"}))
+    with pytest.raises(ClaimRejected, match="issuer"):
+        signed_here(token, keyset, other_issuer)
+
+
+def test_a_token_signed_here_with_a_key_since_retired_is_refused(
+    make_token: TokenFactory, rules: VerifyRules
+) -> None:
+    with pytest.raises(UnknownKey):
+        signed_here(make_token(), KeySet([]), rules)

@@ -9,6 +9,7 @@ import jwt as pyjwt
 from jwcrypto import jwk, jws
 
 from minter import SESSION_TOKEN_CAT, sign_compact
+from proxy.services import SERVICES
 from tests.stack import (
     BOB,
     Browser,
@@ -230,6 +231,35 @@ async def test_forged_tokens_are_not_cloned(stack: Stack, tmp_path: Path) -> Non
     decisions = stack.decisions()
     assert ("minted", "edge") not in decisions
     assert sum(v for (outcome, reason), v in decisions.items() if reason.startswith("invalid")) == 3
+
+
+async def test_a_token_the_edge_signed_is_known_when_it_comes_back(stack: Stack) -> None:
+    signed = stack.edge_app[SERVICES].signed
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        from_origin = (await browser.refresh(sid)).jwt
+        stack.clock.advance(30)
+        from_edge = (await browser.refresh(sid, token=from_origin)).jwt
+        assert from_edge in signed
+        assert from_origin not in signed, "the origin's tokens are always verified in full"
+        stack.clock.advance(30)
+        again = await browser.refresh(sid, token=from_edge)
+        # The same claims under another signature are not the bytes the edge signed.
+        header, claims = decode(from_edge)
+        tampered = (
+            sign_compact(header, {**claims, "sub": "user_bob"}, stack.key).rsplit(".", 1)[0]
+            + "."
+            + from_edge.rsplit(".", 1)[1]
+        )
+        assert tampered not in signed
+        refused = await browser.refresh(sid, token=tampered)
+    assert decode(again.jwt)[0]["oiat"] == decode(from_origin)[0]["oiat"]
+    assert decode(refused.jwt)[1]["sub"] == "user_alice"
+    assert stack.decisions() == {
+        ("origin", "no_token"): 1,
+        ("minted", "edge"): 2,
+        ("origin", "invalid:signature"): 1,
+    }
 
 
 async def test_edge_tokens_verify_with_an_independent_library(stack: Stack) -> None:
