@@ -27,8 +27,18 @@ class RefreshForm:
     token: str | None
     expired_token: str | None
     force_origin: bool
-    origin_body: bytes
-    origin_query: str
+    body: str  # as received (UTF-8)
+    query: str  # raw, as received
+
+    @property
+    def origin_body(self) -> bytes:
+        """The body for the origin: without the edge's own fields."""
+        return strip_fields(self.body, _EDGE_ONLY).encode("utf-8")
+
+    @property
+    def origin_query(self) -> str:
+        """The query for the origin: without the edge's own fields."""
+        return strip_fields(self.query, _EDGE_ONLY)
 
 
 def _pairs(raw: str, what: str) -> list[tuple[str, str, str]]:
@@ -91,6 +101,6 @@ def parse_refresh(body: bytes, query: str) -> RefreshForm:
         token=_single(body_fields, "token") or None,
         expired_token=expired[0] if expired and expired[0] else None,
         force_origin="true" in force_values,
-        origin_body=strip_fields(text, _EDGE_ONLY).encode("utf-8"),
-        origin_query=strip_fields(query, _EDGE_ONLY),
+        body=text,
+        query=query,
     )

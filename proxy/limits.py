@@ -146,6 +146,10 @@ class SignGate:
 
     async def run(self, sign: Callable[[], T]) -> T:
         """Run `sign` once a slot is free: on the loop, or in a worker thread."""
+        if not self.in_threads and not self._slots.locked():
+            # On the loop a signature runs to its end before anything else runs:
+            # taking a free slot for that long could not be seen by anyone.
+            return sign()
         async with self.slot():
             if self.in_threads:
                 return await asyncio.to_thread(sign)

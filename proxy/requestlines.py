@@ -29,6 +29,8 @@ class RequestLines:
         self._json = log_format == "json"
         self._stream = stream
         self._pending: list[str] = []
+        self._formatted_second = -1
+        self._second_text = ""
 
     def write(self, summary: str, fields: dict[str, Any]) -> None:
         now = time.time()
@@ -49,12 +51,22 @@ class RequestLines:
             self._stream.write("".join(lines))
             self._stream.flush()
 
-    @staticmethod
-    def _json_line(now: float, summary: str, fields: dict[str, Any]) -> str:
+    def _second(self, now: float) -> str:
+        """The line's time to the second, formatted once per second."""
+        second = int(now)
+        if second != self._formatted_second:
+            if self._json:
+                moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+                self._second_text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            else:
+                self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._formatted_second = second
+        return self._second_text
+
+    def _json_line(self, now: float, summary: str, fields: dict[str, Any]) -> str:
         document: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            # As `datetime.isoformat(timespec="milliseconds")` writes it.
+            "time": f"{self._second(now)}.{int(now * 1000) % 1000:03d}+00:00",
             "level": "info",
             "logger": _LOGGER,
             "message": summary,
@@ -62,8 +74,7 @@ class RequestLines:
         document.update(fields)
         return orjson.dumps(document, default=str).decode("utf-8") + "\n"
 
-    @staticmethod
-    def _text_line(now: float, summary: str, fields: dict[str, Any]) -> str:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    def _text_line(self, now: float, summary: str, fields: dict[str, Any]) -> str:
+        stamp = f"{self._second(now)},{int(now * 1000) % 1000:03d}"
         extra = " ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
-        return f"{stamp},{int(now * 1000) % 1000:03d} INFO {_LOGGER}: {summary} {extra}\n"
+        return f"{stamp} INFO {_LOGGER}: {summary} {extra}\n"

@@ -61,8 +61,27 @@ _FORM = "application/x-www-form-urlencoded"
 
 def client_key(request: web.Request) -> str | None:
     """A short hash naming the client: its `__client` cookie or native `authorization`."""
-    credential = request.cookies.get("__client") or request.headers.get("Authorization")
+    credential = _client_cookie(request) or request.headers.get("Authorization")
     return token_hint(credential) if credential else None
+
+
+_PLAIN_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]*")  # RFC 6265 cookie-octets
+
+
+def _client_cookie(request: web.Request) -> str | None:
+    """`request.cookies.get("__client")` (the last one wins), without parsing every
+    cookie of the header; anything but plain cookie-octets is left to aiohttp's parser."""
+    header = request.headers.get("Cookie", "")
+    if "__client" not in header:
+        return None
+    value = None
+    for part in header.split(";"):
+        name, equals, rest = part.partition("=")
+        if equals and name.strip() == "__client":
+            value = rest.strip()
+    if '"' in header or (value is not None and not _PLAIN_COOKIE_VALUE.fullmatch(value)):
+        return request.cookies.get("__client")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +283,8 @@ def _refuse(request: web.Request, services: Services, refusal: Refuse) -> web.Re
 
 
 def _origin_path(request: web.Request, form: RefreshForm) -> str:
-    path = request.raw_path.partition("?")[0]
-    return f"{path}?{form.origin_query}" if form.origin_query else path
+    path, query = request.raw_path.partition("?")[0], form.origin_query
+    return f"{path}?{query}" if query else path
 
 
 def _token_in(answer: OriginAnswer) -> str | None:

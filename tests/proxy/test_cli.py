@@ -281,3 +281,26 @@ async def test_fast_request_lines_are_batched_per_loop_turn() -> None:
         "GET /1 200",
         "GET /2 200",
     ]
+
+
+def test_fast_request_lines_time_each_line_to_the_millisecond() -> None:
+    import datetime
+    import io
+    import time
+
+    from proxy.requestlines import RequestLines
+
+    json_lines, text_lines = (
+        RequestLines("json", io.StringIO()),
+        RequestLines("text", io.StringIO()),
+    )
+    # Two lines in one second (the second's text is reused), then the next second.
+    for now in (1_795_540_637.25, 1_795_540_637.5, 1_795_540_638.125):
+        document = json.loads(json_lines._json_line(now, "GET / 200", {}))
+        assert document["time"] == datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(
+            timespec="milliseconds"
+        )
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        assert text_lines._text_line(now, "GET / 200", {}).startswith(
+            f"{stamp},{int(now * 1000) % 1000:03d} INFO "
+        )

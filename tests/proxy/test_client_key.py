@@ -1,0 +1,43 @@
+"""The client credential that edge mints are bound to, read without parsing every cookie."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import make_mocked_request
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from proxy.tokenlog import token_hint
+from proxy.tokens import client_key
+
+_NAMES = st.sampled_from(["__client", "__client_uat", "__session", "__Client", "x", "a b"])
+_VALUES = st.text(st.sampled_from('ab=_-. "\\;,'), max_size=8)
+_SPACES = st.sampled_from(["", " ", "  "])
+
+
+@st.composite
+def cookie_headers(draw: st.DrawFn) -> str:
+    parts = draw(
+        st.lists(
+            st.tuples(_SPACES, _NAMES, _SPACES, st.sampled_from(["=", ""]), _SPACES, _VALUES),
+            max_size=5,
+        )
+    )
+    return ";".join("".join(part) for part in parts)
+
+
+@settings(max_examples=500)
+@given(cookie_headers())
+@example("__client=a; __client=b")
+@example(' __client = "quoted;value" ; x=1')
+@example("x; __client=v")
+def test_the_client_cookie_is_read_as_aiohttp_reads_it(header: str) -> None:
+    request = make_mocked_request("POST", "/", headers=CIMultiDict({"Cookie": header}))
+    expected = request.cookies.get("__client")
+    assert client_key(request) == (token_hint(expected) if expected else None)
+
+
+def test_native_clients_are_named_by_their_authorization_header() -> None:
+    request = make_mocked_request("POST", "/", headers=CIMultiDict({"Authorization": "abc"}))
+    assert client_key(request) == token_hint("abc")
+    assert client_key(make_mocked_request("POST", "/")) is None
