@@ -425,22 +425,23 @@ def main() -> None:
         label = f"edge CPU per mint ({store})"
         print(f"{label:<44} {notes[f'cpu_{store}']:>9.0f} us")
     print("\nratios")
-    for store in stores:
-        ratio = figures[f"mint_{store}"].rps / ceiling_rps
-        print(f"  edge mint ({store}) / ceiling:          {ratio:5.2f}")
+
+    def ratio(label: str, value: float, unit: str = "") -> None:
+        print(f"  {label:<42} {value:5.2f}{unit}")
+
     mint, origin_mint = figures["mint_memory"], figures["origin_mint"]
-    print(f"  edge mint / ceiling measured in 1 proc: {mint.rps / measured_rps:5.2f}")
-    first = figures["mint_first"]
-    print(f"  edge mint, origin's token / ceiling:   {first.rps / ceiling_rps:5.2f}")
-    print(f"  naive aiohttp + pyjwt / ceiling:       {figures['naive'].rps / ceiling_rps:5.2f}")
-    print(f"  edge mint coalesced / ceiling:         {figures['coalesced'].rps / ceiling_rps:5.2f}")
-    print(f"  --workers 2 / one worker:              {figures['workers_2'].rps / mint.rps:5.2f}")
-    print(f"  edge mint / origin mint (req/s):       {mint.rps / origin_mint.rps:5.2f}")
-    print(f"  edge mint p99 / p50:                   {mint.p99_ms / mint.p50_ms:5.2f}")
-    forwarded, direct = figures["forwarded"], figures["direct"]
-    print(f"  forwarded / direct (req/s):            {forwarded.rps / direct.rps:5.2f}")
+    for store in stores:
+        ratio(f"edge mint ({store}) / ceiling", figures[f"mint_{store}"].rps / ceiling_rps)
+    ratio("edge mint / ceiling measured in 1 process", mint.rps / measured_rps)
+    ratio("edge mint, origin's token / ceiling", figures["mint_first"].rps / ceiling_rps)
+    ratio("naive aiohttp + pyjwt / ceiling", figures["naive"].rps / ceiling_rps)
+    ratio("edge mint coalesced / ceiling", figures["coalesced"].rps / ceiling_rps)
+    ratio("--workers 2 / one worker", figures["workers_2"].rps / mint.rps)
+    ratio("edge mint / origin mint (req/s)", mint.rps / origin_mint.rps)
+    ratio("edge mint p99 / p50", mint.p99_ms / mint.p50_ms)
+    ratio("forwarded / direct (req/s)", figures["forwarded"].rps / figures["direct"].rps)
     gap = figures["forwarded_1"].p50_ms - figures["direct_1"].p50_ms
-    print(f"  forwarded p50 - direct p50 (1 conn):   {gap:5.2f} ms")
+    ratio("forwarded p50 - direct p50 (1 connection)", gap, " ms")
 
 
 if __name__ == "__main__":
