@@ -110,7 +110,7 @@ def create_app(
     )
     app[SERVICES] = services
     metrics.before_render.append(lambda: _observe_state(services))
-    install_request_log(app, metrics, frozenset(settings.server.trusted_proxies))
+    install_request_log(app, dispatch, metrics, frozenset(settings.server.trusted_proxies))
     app[LIMITS] = Limits(
         settings.limits,
         clock=clock,
@@ -118,7 +118,6 @@ def create_app(
         registry=services.metrics.registry,
     )
     app.cleanup_ctx.append(_origin_client)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 
 

@@ -5,8 +5,8 @@
 (UTC, ISO 8601), `level`, `logger`, `message`, the request fields below when
 the record has them, and `exc` (the traceback as one string) for exceptions.
 
-`install_request_log` adds a middleware to the edge that, for every
-request, counts `session_minter_requests_total{route,status}`, observes
+`install_request_log` routes every request of the edge through a step that
+counts `session_minter_requests_total{route,status}`, observes
 `session_minter_request_seconds{route}`, and logs one line on the
 `session_minter.request` logger with:
 
@@ -194,12 +194,17 @@ def _request_id(request: web.Request, trusted_proxies: frozenset[str]) -> str:
 
 
 def install_request_log(
-    app: web.Application, metrics: Metrics, trusted_proxies: frozenset[str]
+    app: web.Application, handler: Handler, metrics: Metrics, trusted_proxies: frozenset[str]
 ) -> None:
-    """Add the counting-and-logging middleware and the `X-Request-Id` stamp to `app`."""
+    """Route every request of `app` to `handler`, counted and logged, and stamp
+    `X-Request-Id` on every answer.
 
-    @web.middleware
-    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    The count-and-log step wraps the app's one catch-all handler directly
+    rather than running as a middleware: same effect, less machinery per
+    request.
+    """
+
+    async def observe(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         note = RequestNote(_request_id(request, trusted_proxies))
         request[REQUEST_NOTE] = note
@@ -226,7 +231,7 @@ def install_request_log(
         if note is not None and "X-Request-Id" not in response.headers:
             response.headers["X-Request-Id"] = note.request_id
 
-    app.middlewares.append(observe)
+    app.router.add_route("*", "/{tail:.*}", observe)
     app.on_response_prepare.append(stamp)
 
 

@@ -14,11 +14,12 @@ Kept compact, for a million sessions in well under 1.5 GB (`bench/memory.py`):
   so the lifetimes above hold exactly; the table's entry lives as long as the
   longest of them from the session's last write, so it never outlives what
   it holds by more than that.
-- A record is kept as bytes: its expiry and `oiat` in a fixed header, then
-  the orjson encoding of `cat`, `origin_lifetime_s` and the claims (what the
-  Redis store keeps too), a third of the size of the parsed claims dict.
-  `state` decodes it (about 2 us for a Clerk v2 payload); `remember` compares
-  `oiat` from the header without decoding.
+- A record is kept as bytes: its expiry, `oiat`, `origin_lifetime_s` and
+  the length of its `cat` in a fixed header, then `cat`, then the orjson
+  encoding of the claims, a third of the size of the parsed claims dict.
+  `remember` compares `oiat` from the header without decoding; the claims
+  that `state` returns are decoded on first use (about 2 us for a Clerk v2
+  payload), which a refresh posting claims as fresh as these never needs.
 
 Revocation tombstones and stale marks keep tables of their own: under memory
 pressure, evicting a busy session's records must never evict a sign-out.
@@ -27,7 +28,8 @@ pressure, evicting a busy session's records must never evict a sign-out.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import orjson
 
@@ -39,19 +41,53 @@ __all__ = ["MemoryStore"]
 
 _MAX_SESSIONS_PER_CLIENT = 64
 
-_HEADER = struct.Struct("<dq")  # the record's expiry (timer seconds), its oiat
+# The record's expiry (timer seconds), oiat, origin lifetime (-1: unknown), cat length
+# (-1: no cat).
+_HEADER = struct.Struct("<dqqh")
 
 
 def _pack(record: ClaimsRecord, expires: float) -> bytes:
     claims = record.claims if isinstance(record.claims, dict) else dict(record.claims)
-    body = orjson.dumps([record.cat, record.origin_lifetime_s, claims])
-    return _HEADER.pack(expires, record.oiat) + body
+    cat = b"" if record.cat is None else record.cat.encode("utf-8")
+    lifetime = -1 if record.origin_lifetime_s is None else record.origin_lifetime_s
+    cat_length = -1 if record.cat is None else len(cat)
+    header = _HEADER.pack(expires, record.oiat, lifetime, cat_length)
+    return header + cat + orjson.dumps(claims)
 
 
 def _unpack(packed: bytes) -> ClaimsRecord:
-    _, oiat = _HEADER.unpack_from(packed)
-    cat, origin_lifetime_s, claims = orjson.loads(memoryview(packed)[_HEADER.size :])
-    return ClaimsRecord(oiat=oiat, cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
+    _, oiat, lifetime, cat_length = _HEADER.unpack_from(packed)
+    start = _HEADER.size + max(cat_length, 0)
+    return ClaimsRecord(
+        oiat=oiat,
+        cat=None if cat_length < 0 else packed[_HEADER.size : start].decode("utf-8"),
+        claims=_PackedClaims(packed, start),
+        origin_lifetime_s=None if lifetime < 0 else lifetime,
+    )
+
+
+class _PackedClaims(Mapping[str, Any]):
+    """A record's claims, decoded from its bytes the first time they are read."""
+
+    __slots__ = ("_decoded", "_packed", "_start")
+
+    def __init__(self, packed: bytes, start: int) -> None:
+        self._packed, self._start = packed, start
+        self._decoded: dict[str, Any] | None = None
+
+    def _claims(self) -> dict[str, Any]:
+        if self._decoded is None:
+            self._decoded = orjson.loads(memoryview(self._packed)[self._start :])
+        return self._decoded
+
+    def __getitem__(self, name: str) -> Any:
+        return self._claims()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._claims())
+
+    def __len__(self) -> int:
+        return len(self._claims())
 
 
 def _live(packed: bytes | None, now: float) -> bytes | None:
