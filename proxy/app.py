@@ -1,6 +1,6 @@
 """The app factory: settings in, a ready aiohttp Application out.
 
-One `ClientSession` to the origin (no cookie jar, no automatic
+One `ClientSession` to the origin (no cookie jar, no automatic headers or
 decompression, bounded pool) is opened and closed by `cleanup_ctx`, which
 also fetches the origin's JWKS at start and refreshes it in the background.
 """
@@ -21,7 +21,7 @@ from minter import Bounds, SigningKey, VerifyRules
 
 from .coalesce import Coalescer
 from .config import Settings
-from .forward import Upstream
+from .forward import SKIP_AUTO_HEADERS, Upstream
 from .health import OriginHealth
 from .keyring import KeyRing
 from .keys import load_signing_keys
@@ -128,6 +128,7 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=256, limit_per_host=256),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
+        skip_auto_headers=SKIP_AUTO_HEADERS,
         timeout=aiohttp.ClientTimeout(
             total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
         ),

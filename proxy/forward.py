@@ -32,6 +32,7 @@ from .errors import clerk_error
 from .headers import forwarded_request_headers, forwarded_response_headers
 
 __all__ = [
+    "SKIP_AUTO_HEADERS",
     "OriginAnswer",
     "OriginFailure",
     "Upstream",
@@ -41,7 +42,9 @@ __all__ = [
 ]
 
 _CHUNK = 64 * 1024
-_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+# Headers aiohttp would add on its own: the client's (or none) go on instead.
+# Set once on the session (in app.py), not per request.
+SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -155,7 +158,6 @@ async def fetch_buffered(
             headers=upstream.request_headers(request),
             data=body,
             allow_redirects=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
             timeout=upstream.token_timeout,
         ) as response:
             content = await response.read()
@@ -175,7 +177,6 @@ async def forward_streaming(upstream: Upstream, request: web.Request) -> web.Str
             headers=headers,
             data=body,
             allow_redirects=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
             timeout=upstream.stream_timeout,
         ) as response:
             reply = web.StreamResponse(status=response.status, reason=response.reason)

@@ -44,10 +44,10 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
 
 
 _ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
+_DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED
 
 
-def _end_to_end(headers: Headers, extra_drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    drop = _ALWAYS_DROPPED | extra_drop
+def _end_to_end(headers: Headers, drop: frozenset[str] = _ALWAYS_DROPPED) -> CIMultiDict[str]:
     if "Connection" in headers:
         drop = drop | connection_tokens(headers)
     return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
@@ -68,7 +68,7 @@ def forwarded_request_headers(
     values are kept (and the peer appended); otherwise they are replaced.
     `origin_host`: the Host to send, or None to pass the client's through.
     """
-    headers = _end_to_end(incoming, _FORWARDED)
+    headers = _end_to_end(incoming, _DROPPED_FROM_REQUESTS)
     prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
     headers["X-Forwarded-For"] = f"{prior_for}, {peer}" if prior_for else peer
     proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None
