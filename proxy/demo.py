@@ -5,13 +5,15 @@ edge (memory store) on loopback, then walks through what a browser SDK
 does: sign in, a first token from the origin, a refresh minted at the edge
 with the same claims and `oiat`, and a `force_origin` refresh. It prints
 each step, then keeps serving until interrupted (`--once`: exits 0 after the
-walk-through, 1 if a step failed).
+walk-through, 1 if a step failed). `SESSION_MINTER_<SECTION>__<KEY>`
+environment overrides apply to the edge's embedded defaults, as for `serve`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import tempfile
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from minter import KeySet, VerifyRules, load_public_jwks, verify_session_token
 from minter.jws import b64url_decode
 
 from .app import create_app
-from .config import KeysSettings, OriginSettings, ServerSettings, Settings
+from .config import KeysSettings, load_settings
 from .keygen import write_key
 from .services import SERVICES
 
@@ -171,9 +173,13 @@ async def run_demo(
                 edges=(edge_url,),
             )
         )
-        settings = Settings(
-            server=ServerSettings(port=edge_sock.getsockname()[1]),
-            origin=OriginSettings(url=origin_url),
+        # The embedded defaults, with `SESSION_MINTER_*` environment overrides
+        # (the load test raises the per-IP limit: its browsers share one address).
+        defaults = load_settings()
+        settings = dataclasses.replace(
+            defaults,
+            server=dataclasses.replace(defaults.server, port=edge_sock.getsockname()[1]),
+            origin=dataclasses.replace(defaults.origin, url=origin_url),
             keys=KeysSettings(signing=(key_path,)),
         )
         edge_app = create_app(settings, signing_keys=[key])

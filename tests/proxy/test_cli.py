@@ -304,3 +304,24 @@ def test_fast_request_lines_time_each_line_to_the_millisecond() -> None:
         assert text_lines._text_line(now, "GET / 200", {}).startswith(
             f"{stamp},{int(now * 1000) % 1000:03d} INFO "
         )
+
+
+def test_demo_takes_environment_overrides() -> None:
+    """`SESSION_MINTER_*` applies to the demo's embedded defaults (the load test uses it)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "demo", "--once", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "SESSION_MINTER_TOKENS__LIFETIME_S": "30"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    edge_token = done.stdout.split("  edge token", 1)[1]
+    iat, exp = map(int, re.search(r"iat=(\d+) exp=(\d+)", edge_token).groups())  # type: ignore[union-attr]
+    assert exp - iat == 30
