@@ -1,9 +1,9 @@
 """The in-process store: bounded expiring tables, one event loop, no locks needed.
 
-Each table is bounded by `max_entries`; when full, the least recently
-written entry goes first. Records live as long as claims can be minted from them
-(`record_ttl_s`, the outage bound); tombstones, stale marks, client bindings
-and client session lists as long as `revocation_ttl_s`.
+Each table (`proxy/expiring.py`) is bounded by `max_entries`; when full, the
+least recently used entry goes first. Records live as long as claims can be
+minted from them (`record_ttl_s`, the outage bound); tombstones, stale marks,
+client bindings and client session lists as long as `revocation_ttl_s`.
 
 Kept compact, for a million sessions in well under 1.5 GB (`bench/memory.py`):
 

@@ -56,6 +56,7 @@ MISTAKES = [
     ('[server]\nloop = "trio"\n', "server.loop:"),
     ("[tokens]\nissuers = []\n", "tokens.issuers: needs at least one issuer"),
     ('[tokens]\nlifetime_s = "60"\n', "tokens.lifetime_s: must be an integer"),
+    ("[tokens]\nremember_signed = -1\n", "tokens.remember_signed: must be >= 0"),
     ("[origin]\npreserve_host = 1\n", "origin.preserve_host: must be true or false"),
     ('[store]\nbackend = "etcd"\n', 'store.backend: is "memory" or "redis"'),
     ("[server]\nport = 80\n[server]\n", "not valid TOML"),

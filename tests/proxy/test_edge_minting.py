@@ -313,3 +313,21 @@ async def test_shorter_max_claims_age_is_honoured(tmp_path: Path, clock: FakeClo
             minted = (await browser.refresh(sid, token=first)).jwt
         header, claims = decode(minted)
         assert claims["exp"] == header["oiat"] + 60
+
+
+async def test_without_the_memo_of_signed_tokens_every_token_is_verified_in_full(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with running_stack(tmp_path, clock, tokens=with_tokens(remember_signed=0)) as stack:
+        signed = stack.edge_app[SERVICES].signed
+        async with Browser(stack.fapi) as browser:
+            sid = await browser.sign_in()
+            first = (await browser.refresh(sid)).jwt
+            stack.clock.advance(20)
+            second = (await browser.refresh(sid, token=first)).jwt
+            stack.clock.advance(20)
+            third = (await browser.refresh(sid, token=second)).jwt
+        assert second not in signed
+        assert len(signed) == 0
+        assert decode(third)[0]["oiat"] == decode(first)[0]["oiat"]
+        assert stack.decisions()[("minted", "edge")] == 2
