@@ -157,7 +157,9 @@ async def _verify(
     services: Services, token: str, session_id: str, now: int
 ) -> VerifiedToken | TokenRejected:
     keyring = services.keyring
-    verify = verify_signed_here if token in services.signed else verify_session_token
+    # The size cap first: an oversized token is refused without being hashed.
+    known = len(token) <= services.rules.max_token_bytes and token in services.signed
+    verify = verify_signed_here if known else verify_session_token
     for attempt in range(2):
         try:
             return verify(
