@@ -40,16 +40,20 @@ class ExpiringTable(Generic[K, V]):
         return len(self._entries)
 
     def __contains__(self, key: K) -> bool:
-        entry = self._entries.get(key)
-        return entry is not None and self._clock() < entry[0]
+        return self._live(key) is not None
 
     def get(self, key: K) -> V | None:
+        entry = self._live(key)
+        return None if entry is None else entry[1]
+
+    def _live(self, key: K) -> tuple[float, V] | None:
+        """The entry, now the most recently used; an expired one is dropped."""
         entry = self._entries.get(key)
         if entry is None:
             return None
         if self._clock() < entry[0]:
             self._entries.move_to_end(key)
-            return entry[1]
+            return entry
         del self._entries[key]
         return None
 

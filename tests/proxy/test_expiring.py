@@ -94,3 +94,14 @@ def test_it_agrees_with_a_plain_model(steps: list[tuple[str, int]]) -> None:
             live = expected[1] if expected is not None and clock() < expected[0] else None
             assert entries.get(key) == live
         assert len(entries) <= 16
+
+
+def test_asking_whether_a_key_is_held_counts_as_a_use() -> None:
+    clock = FakeClock(1_750_000_000)
+    entries = table(clock, max_entries=2)
+    entries.set("a", 1)
+    entries.set("b", 2)
+    assert "a" in entries  # now b is the least recently used
+    entries.set("c", 3)
+    assert "b" not in entries
+    assert "a" in entries
