@@ -195,11 +195,7 @@ def verify_session_token(
     header_b64, payload_b64, signature_b64 = split_compact(token, max_bytes=rules.max_token_bytes)
     header = parse_json_object(b64url_decode(header_b64, what="header"), what="header")
     alg, kid = _check_header(header)
-    key = keys.get(kid)
-    if key is None:
-        raise UnknownKey("no key with that kid", kid=kid)
-    if alg != key.alg:
-        raise AlgorithmMismatch("alg does not match the key")
+    key = _key_for(keys, kid, alg)
     signature = b64url_decode(signature_b64, what="signature")
     # Decoded (not parsed) before the signature: it also refuses non-ASCII segments.
     payload = b64url_decode(payload_b64, what="payload")
@@ -226,13 +222,19 @@ def verify_signed_here(
     header_b64, payload_b64, _ = split_compact(token, max_bytes=rules.max_token_bytes)
     header = parse_own_json(b64url_decode(header_b64, what="header"))
     kid = header["kid"]
-    key = keys.get(kid)
-    if key is None:  # the key was retired since: the token is no longer accepted
-        raise UnknownKey("no key with that kid", kid=kid)
-    if header["alg"] != key.alg:
-        raise AlgorithmMismatch("alg does not match the key")
+    _key_for(keys, kid, header["alg"])  # a key retired since no longer vouches for it
     claims = parse_own_json(b64url_decode(payload_b64, what="payload"))
     return _verified(header, claims, kid, session_id=session_id, rules=rules, now=now)
+
+
+def _key_for(keys: Mapping[str, PublicKey], kid: str, alg: object) -> PublicKey:
+    """The key named by `kid`, used only with the algorithm configured for it."""
+    key = keys.get(kid)
+    if key is None:
+        raise UnknownKey("no key with that kid", kid=kid)
+    if alg != key.alg:
+        raise AlgorithmMismatch("alg does not match the key")
+    return key
 
 
 def _verified(
