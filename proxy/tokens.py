@@ -61,27 +61,8 @@ _FORM = "application/x-www-form-urlencoded"
 
 def client_key(request: web.Request) -> str | None:
     """A short hash naming the client: its `__client` cookie or native `authorization`."""
-    credential = _client_cookie(request) or request.headers.get("Authorization")
+    credential = request.cookies.get("__client") or request.headers.get("Authorization")
     return token_hint(credential) if credential else None
-
-
-_PLAIN_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]*")  # RFC 6265 cookie-octets
-
-
-def _client_cookie(request: web.Request) -> str | None:
-    """`request.cookies.get("__client")` (the last one wins), without parsing every
-    cookie of the header; anything but plain cookie-octets is left to aiohttp's parser."""
-    header = request.headers.get("Cookie", "")
-    if "__client" not in header:
-        return None
-    value = None
-    for part in header.split(";"):
-        name, equals, rest = part.partition("=")
-        if equals and name.strip() == "__client":
-            value = rest.strip()
-    if '"' in header or (value is not None and not _PLAIN_COOKIE_VALUE.fullmatch(value)):
-        return request.cookies.get("__client")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +115,7 @@ async def handle_refresh(
     now = services.now()
     verified: VerifiedToken | TokenRejected | None = None
     if posted is not None and template is None and not form.force_origin:
-        verified = await _verify(services, posted, session_id, now)
+        verified = await _verify(services, posted, session_id, now, posted_by_client=True)
     if isinstance(verified, VerifiedToken):  # keyed only on a verified sid
         limited = limits.check_session(request, session_id)
         if limited is not None:
@@ -154,11 +135,16 @@ async def handle_refresh(
 
 
 async def _verify(
-    services: Services, token: str, session_id: str, now: int
+    services: Services, token: str, session_id: str, now: int, *, posted_by_client: bool
 ) -> VerifiedToken | TokenRejected:
+    """Verify a token; one the client posted may be one this edge signed (`signed.py`)."""
     keyring = services.keyring
     # The size cap first: an oversized token is refused without being hashed.
-    known = len(token) <= services.rules.max_token_bytes and token in services.signed
+    known = (
+        posted_by_client
+        and len(token) <= services.rules.max_token_bytes
+        and token in services.signed
+    )
     verify = verify_signed_here if known else verify_session_token
     for attempt in range(2):
         try:
@@ -309,6 +295,7 @@ async def _to_origin(
     started = time.perf_counter()
     failure: str | None = None
     answer: OriginAnswer | None = None
+    jwt: str | None = None
     services.health.attempt()
     try:
         answer = await fetch_buffered(
@@ -323,7 +310,8 @@ async def _to_origin(
     else:
         elapsed = time.perf_counter() - started
         services.metrics.origin_seconds.observe(elapsed)
-        if answer.status == 200 and _token_in(answer) is None:
+        jwt = _token_in(answer) if answer.status == 200 else None
+        if answer.status == 200 and jwt is None:
             failure = "empty_token"
             services.health.record_failure(failure)
         else:
@@ -348,31 +336,25 @@ async def _to_origin(
             raise AssertionError("decide routed to an unavailable origin")
         return await _act(request, services, refresh, fallback, state, now)
     _record(request, services, "origin", decision.label)
-    if answer.status == 200 and refresh.request.template is None:
-        await _learn(request, services, refresh.request.session_id, answer)
+    if jwt is not None and refresh.request.template is None:
+        await _learn(services, refresh.request, jwt)
     headers = forwarded_response_headers(answer.headers)
     if answer.status >= 500:
         headers = without_sign_out_cookies(headers, now=services.clock())
     return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
-async def _learn(
-    request: web.Request, services: Services, session_id: str, answer: OriginAnswer
-) -> None:
+async def _learn(services: Services, refreshed: RefreshRequest, jwt: str) -> None:
     """Record the `oiat` and claims of a session token the origin just issued."""
-    jwt = _token_in(answer)
-    if jwt is None:
-        return
-    now = services.now()
-    verified = await _verify(services, jwt, session_id, now)
+    session_id = refreshed.session_id
+    verified = await _verify(services, jwt, session_id, services.now(), posted_by_client=False)
     if isinstance(verified, TokenRejected):
         log.warning("origin token not recorded: %s (token %s)", verified.reason, token_hint(jwt))
         return
     store = services.store
-    key = client_key(request)
     try:
         await store.remember(session_id, verified.organization_id, record_of(verified))
-        if key is not None:
-            await store.note_client_session(key, session_id)
+        if refreshed.client_key is not None:
+            await store.note_client_session(refreshed.client_key, session_id)
     except StoreUnavailable:
         services.metrics.store_errors.inc()

@@ -1,4 +1,4 @@
-"""The client credential that edge mints are bound to, read without parsing every cookie."""
+"""The client credential edge mints are bound to: `__client`, else `authorization`."""
 
 from __future__ import annotations
 
