@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from minter import SESSION_TOKEN_CAT, SigningKey, sign_compact
 from origin import OriginSettings as ReferenceSettings
 from origin import create_app as create_origin_app
 from proxy.keygen import write_key
 from proxy.store import RedisStore
+from tests.proxy.served import UNLIMITED, Edge, edge_process, wait_ready
 from tests.redis_server import RedisServer, free_port
 from tests.stack import (
     ISSUER,
@@ -42,31 +40,7 @@ from tests.stack import (
     url_of,
 )
 
-READY_TIMEOUT_S = 20.0
 MAX_CLAIMS_AGE = 3000  # wide enough for hundreds of distinct past oiat values
-SERVE = Path(sys.executable).with_name("session-minter")
-
-
-@dataclass
-class Edge:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    async def decisions(self) -> dict[tuple[str, str], float]:
-        async with aiohttp.ClientSession() as client, client.get(self.url + "/metrics") as r:
-            text = await r.text()
-        counts: dict[tuple[str, str], float] = {}
-        for family in text_string_to_metric_families(text):
-            if family.name != "session_minter_refresh_decisions":
-                continue
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[(sample.labels["outcome"], sample.labels["reason"])] = sample.value
-        return counts
-
-    async def minted(self) -> float:
-        return sum(v for (outcome, _), v in (await self.decisions()).items() if outcome == "minted")
 
 
 @dataclass
@@ -114,47 +88,10 @@ redis_url = "{redis_url}"
 [push]
 secret = "{PUSH_SECRET}"
 
-[limits]
-per_ip_per_s = 100000.0
-per_ip_burst = 100000
-per_session_per_s = 100000.0
-per_session_burst = 100000
-""",
+{UNLIMITED}""",
         encoding="utf-8",
     )
     return path
-
-
-async def wait_ready(edge: Edge) -> None:
-    """Poll `/readyz` until it answers 200 (bounded); fail with the edge's log otherwise."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with aiohttp.ClientSession() as client:
-        while time.monotonic() < deadline:
-            assert edge.process.poll() is None, edge.log.read_text()
-            with contextlib.suppress(aiohttp.ClientError):
-                async with client.get(edge.url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"edge {edge.url} never became ready:\n{edge.log.read_text()}")
-
-
-@contextlib.contextmanager
-def edge_process(config: Path, port: int, folder: Path) -> Iterator[Edge]:
-    log = folder / f"edge-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-            [str(SERVE), "serve", "--config", str(config)], stdout=sink, stderr=sink
-        )
-    try:
-        yield Edge(f"http://127.0.0.1:{port}", process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-            process.kill()
-            process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -183,8 +120,8 @@ async def running_edges(folder: Path, redis: RedisServer) -> AsyncIterator[Edges
     ]
     try:
         with (
-            edge_process(configs[0], port_a, folder) as a,
-            edge_process(configs[1], port_b, folder) as b,
+            edge_process(configs[0], port_a) as a,
+            edge_process(configs[1], port_b) as b,
         ):
             await asyncio.gather(wait_ready(a), wait_ready(b))
             yield Edges(a, b, origin_url, key, redis)

@@ -13,9 +13,7 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from origin import OriginSettings as ReferenceSettings
 from origin import create_app as create_origin_app
 from proxy.keygen import write_key
+from tests.proxy.served import (
+    TIMEOUT_S,
+    UNLIMITED,
+    Edge,
+    edge_process,
+    status_of,
+    until,
+    wait_ready,
+)
 from tests.redis_server import free_port
 from tests.stack import (
     ISSUER,
@@ -38,20 +45,6 @@ from tests.stack import (
     listening_socket,
     url_of,
 )
-
-SERVE = Path(sys.executable).with_name("session-minter")
-TIMEOUT_S = 20.0
-
-
-@dataclass
-class Edge:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    config: Path
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
 
 @dataclass
@@ -78,14 +71,6 @@ class Origin:
             ) as response,
         ):
             return int((await response.json())["held"])
-
-
-async def until(condition: Any, what: str) -> None:
-    """Poll an async condition (bounded): the only way to see another process change."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -137,44 +122,10 @@ signing = [{signing}]
 [push]
 secret = "{PUSH_SECRET}"
 
-[limits]
-per_ip_per_s = 100000.0
-per_ip_burst = 100000
-per_session_per_s = 100000.0
-per_session_burst = 100000
-""",
+{UNLIMITED}""",
         encoding="utf-8",
     )
     return path
-
-
-@contextlib.contextmanager
-def edge_process(config: Path, port: int, *extra: str) -> Iterator[Edge]:
-    log = config.with_suffix(".log")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-            [str(SERVE), "serve", "--config", str(config), *extra], stdout=sink, stderr=sink
-        )
-    try:
-        yield Edge(f"http://127.0.0.1:{port}", process, log, config)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-                process.kill()
-                process.wait()
-
-
-async def status_of(url: str) -> int | None:
-    """The answer's status; None when the connection is refused or dropped."""
-    try:
-        async with aiohttp.ClientSession() as client, client.get(url) as response:
-            await response.read()
-            return response.status
-    except aiohttp.ClientConnectionError:
-        return None
 
 
 async def connection_refused(url: str) -> bool:
@@ -191,14 +142,6 @@ async def connection_refused(url: str) -> bool:
     except (TimeoutError, aiohttp.ClientError):
         return False
     return False
-
-
-async def wait_ready(edge: Edge, base: str | None = None) -> None:
-    async def ready() -> bool:
-        assert edge.process.poll() is None, edge.log.read_text()
-        return await status_of((base or edge.url) + "/readyz") == 200
-
-    await until(ready, f"{edge.url} ready")
 
 
 async def exit_code(process: subprocess.Popen[bytes]) -> int:
