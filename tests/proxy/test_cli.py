@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,18 +215,21 @@ def test_malformed_requests_are_logged_as_one_warning_without_traceback() -> Non
     assert "BadHttpMessage 400" in line
 
 
-def test_demo_once_walks_through_an_edge_mint_and_exits_0() -> None:
-    """The README's first command, as a user runs it (with --once, on free ports)."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
+def demo_once(**environment: str) -> subprocess.CompletedProcess[str]:
+    """`session-minter demo --once` on free ports, as a user runs it."""
+    return subprocess.run(
         [sys.executable, "-m", "proxy", "demo", "--once", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **environment},
     )
+
+
+def test_demo_once_walks_through_an_edge_mint_and_exits_0() -> None:
+    """The README's first command, as a user runs it (with --once, on free ports)."""
+    done = demo_once()
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "refresh carrying the previous token: minted at the edge" in out
@@ -308,19 +314,7 @@ def test_fast_request_lines_time_each_line_to_the_millisecond() -> None:
 
 def test_demo_takes_environment_overrides() -> None:
     """`SESSION_MINTER_*` applies to the demo's embedded defaults (the load test uses it)."""
-    import os
-    import re
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "proxy", "demo", "--once", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "SESSION_MINTER_TOKENS__LIFETIME_S": "30"},
-    )
+    done = demo_once(SESSION_MINTER_TOKENS__LIFETIME_S="30")
     assert done.returncode == 0, done.stdout + done.stderr
     edge_token = done.stdout.split("  edge token", 1)[1]
     iat, exp = map(int, re.search(r"iat=(\d+) exp=(\d+)", edge_token).groups())  # type: ignore[union-attr]
