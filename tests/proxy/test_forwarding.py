@@ -92,14 +92,19 @@ async def test_50_mb_streams_both_ways_with_bounded_memory(tmp_path: Path) -> No
     peaks: list[int] = []
     baseline = resident_bytes()
 
-    async def upload(request: web.Request) -> web.StreamResponse:
+    async def digest_of(stream: aiohttp.StreamReader, saw_first: asyncio.Event) -> tuple[int, str]:
+        """Size and SHA-256 of a stream, read in pieces; the memory is sampled as it goes."""
         digest, size = hashlib.sha256(), 0
-        async for piece in request.content.iter_chunked(256 * 1024):
+        async for piece in stream.iter_chunked(256 * 1024):
             digest.update(piece)
             size += len(piece)
-            origin_saw_first.set()
+            saw_first.set()
             peaks.append(resident_bytes())
-        reply = web.StreamResponse(headers={"X-Received": f"{size} {digest.hexdigest()}"})
+        return size, digest.hexdigest()
+
+    async def upload(request: web.Request) -> web.StreamResponse:
+        size, digest = await digest_of(request.content, origin_saw_first)
+        reply = web.StreamResponse(headers={"X-Received": f"{size} {digest}"})
         reply.content_length = total
         await reply.prepare(request)
         await reply.write(chunk)
@@ -131,17 +136,12 @@ async def test_50_mb_streams_both_ways_with_bounded_memory(tmp_path: Path) -> No
                 edge + "/upload", data=body(), headers={"Content-Length": str(total)}
             ) as answer,
         ):
-            digest, size = hashlib.sha256(), 0
-            async for piece in answer.content.iter_chunked(256 * 1024):
-                digest.update(piece)
-                size += len(piece)
-                client_saw_first.set()
-                peaks.append(resident_bytes())
+            received = await digest_of(answer.content, client_saw_first)
     finally:
         await runner.cleanup()
     assert answer.status == 200
     assert answer.headers["X-Received"] == f"{total} {expected}"
-    assert (size, digest.hexdigest()) == (total, expected)
+    assert received == (total, expected)
     growth = max(peaks) - baseline
     assert growth < 20 * MB, f"resident memory grew by {growth / MB:.1f} MB for a 50 MB body"
 
