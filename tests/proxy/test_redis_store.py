@@ -50,15 +50,20 @@ async def write_everything(store: RedisStore) -> None:
     await store.note_client_session("client_a", "sess_1")
 
 
+def key_ttls(redis: RedisServer) -> dict[str, int]:
+    """Every key in the server, with its time to live."""
+    client = redis.client()
+    try:
+        return {key.decode(): client.ttl(key) for key in client.keys("*")}
+    finally:
+        client.close()
+
+
 async def test_every_key_expires_within_its_bound(
     store: RedisStore, shared_redis: RedisServer
 ) -> None:
     await write_everything(store)
-    client = shared_redis.client()
-    try:
-        ttls = {key.decode(): client.ttl(key) for key in client.keys("*")}
-    finally:
-        client.close()
+    ttls = key_ttls(shared_redis)
     # two records, tombstone, two marks, client list, the session's client binding
     assert len(ttls) == 7, ttls
     for key, ttl in ttls.items():
@@ -70,12 +75,7 @@ async def test_keys_of_a_session_share_one_cluster_slot(
     store: RedisStore, shared_redis: RedisServer
 ) -> None:
     await write_everything(store)
-    client = shared_redis.client()
-    try:
-        keys = [key.decode() for key in client.keys("*")]
-    finally:
-        client.close()
-    session_keys = [key for key in keys if "{sess_1}" in key]
+    session_keys = [key for key in key_ttls(shared_redis) if "{sess_1}" in key]
     assert len(session_keys) == 5
     assert len({key_slot(key.encode()) for key in session_keys}) == 1
 
