@@ -12,6 +12,7 @@ from aiohttp import web
 from origin import shapes
 from origin.auth import require_bearer
 from origin.errors import BadRequest, FormError, NotFound
+from origin.forms import read_form
 from origin.push import PUSHER
 from origin.responses import json_response
 from origin.state import STATE
@@ -27,7 +28,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise BadRequest("The body must be a JSON object", code="request_body_invalid")
         return data
-    form = await request.post()
+    form = await read_form(request)
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

@@ -11,6 +11,7 @@ from origin import keys, shapes
 from origin.credentials import find_client, find_or_create_client, hand_out
 from origin.environment import environment_json
 from origin.errors import FormError, SignedOut
+from origin.forms import read_form
 from origin.minting import client_payload, mint_session_token
 from origin.passwords import verify_password
 from origin.responses import json_response
@@ -104,7 +105,7 @@ async def post_client(request: web.Request) -> web.Response:
 async def post_sign_in(request: web.Request) -> web.Response:
     """Password sign-in, completed in one request: creates a session."""
     state = request.app[STATE]
-    form = await request.post()
+    form = await read_form(request)
     identifier = str(form.get("identifier", "")).strip()
     password = str(form.get("password", ""))
     strategy = str(form.get("strategy", "password"))

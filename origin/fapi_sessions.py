@@ -8,6 +8,7 @@ from origin import shapes
 from origin.credentials import find_client, hand_out
 from origin.errors import NotFound, SignedOut
 from origin.fapi_client import azp_of
+from origin.forms import read_form
 from origin.minting import (
     client_payload,
     mint_session_token,
@@ -48,7 +49,7 @@ def _active_session(state: OriginState, request: web.Request) -> tuple[Client, S
 
 async def post_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    form = await request.post()
+    form = await read_form(request)
     _, session, user = _active_session(state, request)
     raw_org = form.get("organization_id")
     org_id = session.last_active_org_id if raw_org is None else str(raw_org)
@@ -74,7 +75,7 @@ async def post_template_token(request: web.Request) -> web.Response:
 async def post_touch(request: web.Request) -> web.Response:
     """`setActive`: make the session the client's last active one, maybe switch organization."""
     state = request.app[STATE]
-    form = await request.post()
+    form = await read_form(request)
     client, session, user = _active_session(state, request)
     raw_org = form.get("active_organization_id")
     org_id = session.last_active_org_id if raw_org is None else (str(raw_org) or None)

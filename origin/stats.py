@@ -20,6 +20,7 @@ from aiohttp import web
 
 from origin.auth import require_bearer
 from origin.errors import Handler
+from origin.forms import read_form
 from origin.responses import json_response
 from origin.state import STATE
 
@@ -66,7 +67,7 @@ async def stats_middleware(request: web.Request, handler: Handler) -> web.Stream
         key = route_key(request)
         stats.counts[key] += 1
         if key in TOKEN_ROUTES:
-            form = await request.post()
+            form = await read_form(request)
             stats.last_token_request = {
                 "method": request.method,
                 "path": request.raw_path.split("?", 1)[0],
