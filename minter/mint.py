@@ -32,6 +32,10 @@ class Clone:
     claims: dict[str, Any]
     needs_jti: bool
 
+    def claims_with(self, *, jti: str) -> dict[str, Any]:
+        """The claims to sign, with the fresh `jti` when the source had one."""
+        return {**self.claims, "jti": jti} if self.needs_jti else self.claims
+
     def identity(self) -> bytes:
         """Equal for two clones that differ at most in their `jti`."""
         return encode_json({"h": self.header, "c": self.claims})
@@ -55,8 +59,7 @@ def prepare_clone(plan: Mint, *, key: SigningKey, now: int) -> Clone:
 
 
 def sign_clone(clone: Clone, key: SigningKey, *, jti: str) -> str:
-    claims = {**clone.claims, "jti": jti} if clone.needs_jti else clone.claims
-    return sign_compact(clone.header, claims, key)
+    return sign_compact(clone.header, clone.claims_with(jti=jti), key)
 
 
 def mint_token(plan: Mint, *, key: SigningKey, now: int, jti: str) -> str:

@@ -221,8 +221,8 @@ def install_request_log(
             raise
         finally:
             elapsed = time.perf_counter() - started
-            metrics.child(metrics.requests, note.route, str(status)).inc()
-            metrics.child(metrics.request_seconds, note.route).observe(elapsed)
+            metrics.requests.inc((note.route, str(status)))
+            metrics.request_seconds.observe((note.route,), elapsed)
             if note.route not in _QUIET_ROUTES or status != 200:
                 _log_request(request, note, status, elapsed)
 

@@ -19,23 +19,108 @@
 Gauges that describe state owned elsewhere (the breaker, the key ring) are
 refreshed by the `before_render` hooks, run on each scrape, so a scrape never
 shows a state older than the scrape itself.
+
+The four metrics that move on every request (requests, request seconds,
+decisions, mint seconds) are `LoopCounter` / `LoopHistogram`: plain numbers
+in a dict, touched only from the event loop's thread (each worker is its
+own process), turned into Prometheus families when scraped. A
+`prometheus_client` child takes a lock and walks its buckets in Python on
+each call, which on a token refresh cost about 15 µs of CPU. They export no
+`_created` samples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["METRICS_CONTENT_TYPE", "Metrics", "metrics_app", "metrics_response"]
+__all__ = [
+    "METRICS_CONTENT_TYPE",
+    "LoopCounter",
+    "LoopHistogram",
+    "Metrics",
+    "metrics_app",
+    "metrics_response",
+]
 
 # The classic text format that `generate_latest` writes, named as such.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BREAKER_STATES = ("closed", "open", "half_open")
+
+
+Labels = tuple[str, ...]
+
+
+class LoopCounter(Collector):
+    """A labelled counter kept as plain numbers, for the event loop's thread only."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Labels, registry: CollectorRegistry
+    ) -> None:
+        self._name, self._documentation, self._labelnames = name, documentation, labelnames
+        self._values: dict[Labels, float] = {}
+        registry.register(self)
+
+    def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
+        values = self._values
+        values[labels] = values.get(labels, 0.0) + amount
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, value in sorted(self._values.items()):
+            family.add_metric(labels, value)
+        yield family
+
+
+class LoopHistogram(Collector):
+    """A labelled histogram kept as plain numbers, for the event loop's thread only.
+
+    Per label set: one count per bucket (an observation lands in the first
+    bucket whose bound it does not exceed, else in `+Inf`), then the sum.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Labels,
+        registry: CollectorRegistry,
+        *,
+        buckets: tuple[float, ...],
+    ) -> None:
+        self._name, self._documentation, self._labelnames = name, documentation, labelnames
+        self._bounds = buckets
+        self._series: dict[Labels, list[float]] = {}
+        registry.register(self)
+
+    def observe(self, labels: Labels, value: float) -> None:
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0.0] * (len(self._bounds) + 2)
+        series[bisect_left(self._bounds, value)] += 1
+        series[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, series in sorted(self._series.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*self._bounds, float("inf")), series, strict=False):
+                cumulative += count
+                buckets.append((_bound_text(bound), cumulative))
+            family.add_metric(labels, buckets, sum_value=series[-1])
+        yield family
+
+
+def _bound_text(bound: float) -> str:
+    """A bucket's `le` as Prometheus writes it: `+Inf`, else the float's repr."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 @dataclass
@@ -44,26 +129,25 @@ class Metrics:
     before_render: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
-        self.requests = Counter(
-            "session_minter_requests", "Answered requests", ["route", "status"], registry=r
+        self.requests = LoopCounter(
+            "session_minter_requests", "Answered requests", ("route", "status"), r
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LoopHistogram(
             "session_minter_request_seconds",
             "Time to answer, by route",
-            ["route"],
+            ("route",),
+            r,
             buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.decisions = Counter(
+        self.decisions = LoopCounter(
             "session_minter_refresh_decisions",
             "Refresh outcomes: minted at the edge, sent to the origin, refused",
-            ["outcome", "reason"],
-            registry=r,
+            ("outcome", "reason"),
+            r,
         )
-        self.mint_seconds = Histogram(
-            "session_minter_mint_seconds", "Edge mint latency", buckets=_LATENCY_BUCKETS, registry=r
+        self.mint_seconds = LoopHistogram(
+            "session_minter_mint_seconds", "Edge mint latency", (), r, buckets=_LATENCY_BUCKETS
         )
         self.origin_seconds = Histogram(
             "session_minter_origin_seconds",
@@ -104,14 +188,6 @@ class Metrics:
         for result in ("ok", "failed"):  # present from the first scrape, at 0
             self.jwks_refreshes.labels(result)
             self.key_reloads.labels(result)
-
-    def child(self, metric: Any, *labels: str) -> Any:
-        """`metric.labels(*labels)`, looked up once: the hot path asks per request."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
 
     def set_breaker(self, state: str, outage: bool) -> None:
         self.breaker_open.set(1 if outage else 0)

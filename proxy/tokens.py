@@ -33,7 +33,7 @@ from minter import (
     decide,
     prepare_clone,
     record_of,
-    sign_clone,
+    sign_compact,
     verify_session_token,
     verify_signed_here,
 )
@@ -140,15 +140,24 @@ async def _verify(
     """Verify a token; one the client posted may be one this edge signed (`signed.py`)."""
     keyring = services.keyring
     # The size cap first: an oversized token is refused without being hashed.
-    known = (
-        posted_by_client
-        and len(token) <= services.rules.max_token_bytes
-        and token in services.signed
+    signed = (
+        services.signed.recall(token)
+        if posted_by_client and len(token) <= services.rules.max_token_bytes
+        else None
     )
-    verify = verify_signed_here if known else verify_session_token
     for attempt in range(2):
         try:
-            return verify(
+            if signed is not None:
+                header, claims = signed
+                return verify_signed_here(
+                    header,
+                    claims,
+                    session_id=session_id,
+                    keys=keyring.keys,
+                    rules=services.rules,
+                    now=now,
+                )
+            return verify_session_token(
                 token, session_id=session_id, keys=keyring.keys, rules=services.rules, now=now
             )
         except UnknownKey as exc:
@@ -204,7 +213,7 @@ async def _act(
 
 
 def _record(request: web.Request, services: Services, outcome: str, reason: str) -> None:
-    services.metrics.child(services.metrics.decisions, outcome, reason).inc()
+    services.metrics.decisions.inc((outcome, reason))
     note_decision(request, outcome, reason)
 
 
@@ -223,14 +232,16 @@ async def _mint(
     coalesce = services.settings.limits.coalesce
     identity, jwt = services.coalescer.recent(clone, key) if coalesce else (None, None)
     if jwt is None:
-        jti = secrets.token_hex(10)
+        claims = clone.claims_with(jti=secrets.token_hex(10))
         try:
-            jwt = await request.app[LIMITS].signs.run(lambda: sign_clone(clone, key, jti=jti))
+            jwt = await request.app[LIMITS].signs.run(
+                lambda: sign_compact(clone.header, claims, key)
+            )
         except SignBusy:
             return request.app[LIMITS].busy(request)
         if identity is not None:
             services.coalescer.keep(identity, jwt)
-        services.signed.add(jwt)
+        services.signed.add(jwt, clone.header, claims)
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:
@@ -253,7 +264,7 @@ async def _mint(
             origin_available=services.health.available and not plan.outage,
         )
         return await _act(request, services, refresh, decision, revoked_state, now)
-    services.metrics.mint_seconds.observe(time.perf_counter() - started)
+    services.metrics.mint_seconds.observe((), time.perf_counter() - started)
     _record(request, services, "minted", "outage" if plan.outage else "edge")
     body = b'{"object":"token","jwt":"' + jwt.encode("ascii") + b'"}'
     return json_response(request, 200, body)

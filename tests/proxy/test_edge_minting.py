@@ -241,6 +241,7 @@ async def test_a_token_the_edge_signed_is_known_when_it_comes_back(stack: Stack)
         stack.clock.advance(30)
         from_edge = (await browser.refresh(sid, token=from_origin)).jwt
         assert from_edge in signed
+        assert signed.recall(from_edge) == decode(from_edge), "remembered as signed"
         assert from_origin not in signed, "the origin's tokens are always verified in full"
         stack.clock.advance(30)
         again = await browser.refresh(sid, token=from_edge)
