@@ -41,25 +41,34 @@ class RefreshForm:
         return strip_fields(self.query, _EDGE_ONLY)
 
 
-def _pairs(raw: str, what: str) -> list[tuple[str, str, str]]:
-    """(name, value, raw segment) for each non-empty `&`-separated segment."""
-    segments = [segment for segment in raw.split("&") if segment]
-    if len(segments) > _MAX_FIELDS:
+def _fields(raw: str, what: str) -> dict[str, list[str]]:
+    """Decoded name -> decoded values, from each non-empty `&`-separated segment."""
+    fields: dict[str, list[str]] = {}
+    if not raw:
+        return fields
+    segments = raw.split("&")
+    if len(segments) > _MAX_FIELDS and sum(1 for segment in segments if segment) > _MAX_FIELDS:
         raise BadRefresh(f"too many {what} fields")
-    pairs = []
-    for segment in segments:
-        name, _, value = segment.partition("=")
-        try:
-            pairs.append(
-                (
-                    unquote_plus(name, errors="strict"),
-                    unquote_plus(value, errors="strict"),
-                    segment,
-                )
-            )
-        except UnicodeDecodeError as exc:
-            raise BadRefresh(f"{what} is not UTF-8") from exc
-    return pairs
+    try:
+        for segment in segments:
+            if segment:
+                name, _, value = segment.partition("=")
+                name, value = _unquote(name), _unquote(value)
+                values = fields.get(name)
+                if values is None:
+                    fields[name] = [value]
+                else:
+                    values.append(value)
+    except UnicodeDecodeError as exc:
+        raise BadRefresh(f"{what} is not UTF-8") from exc
+    return fields
+
+
+def _unquote(component: str) -> str:
+    """`unquote_plus`, strict: a component without `%` or `+` is already decoded."""
+    if "%" in component or "+" in component:
+        return unquote_plus(component, errors="strict")
+    return component
 
 
 def strip_fields(raw: str, names: frozenset[str]) -> str:
@@ -84,16 +93,15 @@ def parse_refresh(body: bytes, query: str) -> RefreshForm:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRefresh("body is not UTF-8") from exc
-    body_fields: dict[str, list[str]] = {}
-    for name, value, _ in _pairs(text, "body"):
-        body_fields.setdefault(name, []).append(value)
-    query_fields: dict[str, list[str]] = {}
-    for name, value, _ in _pairs(query, "query"):
-        query_fields.setdefault(name, []).append(value)
-    force_values = [*body_fields.get("force_origin", []), *query_fields.get("force_origin", [])]
+    body_fields = _fields(text, "body")
+    query_fields = _fields(query, "query")
+    force_values = body_fields.get("force_origin", [])
+    expired = body_fields.get("expired_token", [])
+    if query_fields:
+        force_values = [*force_values, *query_fields.get("force_origin", [])]
+        expired = [*expired, *query_fields.get("expired_token", [])]
     if any(value not in ("true", "false") for value in force_values):
         raise BadRefresh("force_origin is true or false")
-    expired = [*body_fields.get("expired_token", []), *query_fields.get("expired_token", [])]
     if len(expired) > 1:
         raise BadRefresh("expired_token is given more than once")
     return RefreshForm(

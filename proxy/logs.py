@@ -102,6 +102,8 @@ def note_decision(request: web.Request, outcome: str, reason: str) -> None:
 def safe_path(raw_path: str) -> str:
     """The raw path, without its query, cut short, with JWT-shaped runs hashed."""
     path = raw_path.partition("?")[0][:_MAX_PATH]
+    if "eyJ" not in path:  # every JWT-shaped run starts so
+        return path
     return _JWT.sub(lambda match: f"<jwt:{token_hint(match[0])}>", path)
 
 

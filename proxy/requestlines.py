@@ -76,5 +76,5 @@ class RequestLines:
 
     def _text_line(self, now: float, summary: str, fields: dict[str, Any]) -> str:
         stamp = f"{self._second(now)},{int(now * 1000) % 1000:03d}"
-        extra = " ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
+        extra = " ".join([f"{name}={value}" for name, value in fields.items() if value is not None])
         return f"{stamp} INFO {_LOGGER}: {summary} {extra}\n"
