@@ -47,10 +47,10 @@ _ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
 _DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED
 
 
-def _end_to_end(headers: Headers, drop: frozenset[str] = _ALWAYS_DROPPED) -> CIMultiDict[str]:
+def _end_to_end_pairs(headers: Headers, drop: frozenset[str]) -> list[tuple[str, str]]:
     if "Connection" in headers:
         drop = drop | connection_tokens(headers)
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
 
 
 def forwarded_request_headers(
@@ -68,19 +68,20 @@ def forwarded_request_headers(
     values are kept (and the peer appended); otherwise they are replaced.
     `origin_host`: the Host to send, or None to pass the client's through.
     """
-    headers = _end_to_end(incoming, _DROPPED_FROM_REQUESTS)
+    # X-Forwarded-* and Host are among the dropped names: each is added once, below.
+    pairs = _end_to_end_pairs(incoming, _DROPPED_FROM_REQUESTS)
     prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
-    headers["X-Forwarded-For"] = f"{prior_for}, {peer}" if prior_for else peer
+    pairs.append(("X-Forwarded-For", f"{prior_for}, {peer}" if prior_for else peer))
     proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None
-    headers["X-Forwarded-Proto"] = proto or scheme
+    pairs.append(("X-Forwarded-Proto", proto or scheme))
     forwarded_host = incoming.get("X-Forwarded-Host") if trust_forwarded else None
     if forwarded_host or host:
-        headers["X-Forwarded-Host"] = forwarded_host or host or ""
+        pairs.append(("X-Forwarded-Host", forwarded_host or host or ""))
     sent_host = origin_host if origin_host is not None else host
     if sent_host:
-        headers["Host"] = sent_host
-    return headers
+        pairs.append(("Host", sent_host))
+    return CIMultiDict(pairs)
 
 
 def forwarded_response_headers(upstream: Headers) -> CIMultiDict[str]:
-    return _end_to_end(upstream)
+    return CIMultiDict(_end_to_end_pairs(upstream, _ALWAYS_DROPPED))
