@@ -11,6 +11,11 @@ binding and the client's session list. It prints the growth of the
 process's resident set (`/proc/self/statm`), bytes per session, and the
 microseconds of one `state` and one `settle` (the two store calls of an edge
 mint) and of one `remember` (after an origin answer), taken on the filled store.
+
+Then it fills the memo of edge-signed tokens (`proxy/signed.py`) to its
+default bound, `tokens.remember_signed` sessions, each entry made as an edge
+mint makes it (the JSON of a clone's header and claims, the token's digest),
+and prints the memory that takes.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import time
 
 import orjson
 
-from minter import ClaimsRecord
-from minter.jws import parse_json_object
+from minter import ClaimsRecord, Mint, prepare_clone
+from minter.jws import b64url_encode, encode_json, parse_json_object
+from minter.keys import SigningKey, load_private_key
 from proxy.config import Settings
+from proxy.keygen import generate_key_pem
+from proxy.signed import SignedHere
 from proxy.store import MemoryStore, open_store
 from proxy.tokenlog import token_hint
 
@@ -118,6 +126,28 @@ async def _time_calls(
     return state_us, settle_us, remember_us
 
 
+def _memo_growth(entries: int, ttl_s: float, iat: int) -> int:
+    """Resident bytes of a signed-token memo holding `entries` edge mints."""
+    key: SigningKey = load_private_key(generate_key_pem())
+    gc.collect()
+    before = _rss()
+    memo = SignedHere(max_entries=entries, ttl_s=ttl_s, clock=time.monotonic)
+    for _ in range(entries):
+        session_id, user_id = _clerk_id("sess"), _clerk_id("user")
+        claims = parse_json_object(_payload(session_id, user_id, iat - 30), what="payload")
+        record = ClaimsRecord(oiat=iat - 30, cat=SESSION_CAT, claims=claims, origin_lifetime_s=60)
+        plan = Mint(record=record, lifetime_s=60, not_after=iat + 60, outage=False, remember=None)
+        clone = prepare_clone(plan, key=key, now=iat)
+        header_json = encode_json(clone.header)
+        claims_json = encode_json(clone.claims_with(jti=secrets.token_hex(10)))
+        # The signature's bytes do not matter to the memo, which keeps only a digest.
+        token = f"{b64url_encode(header_json)}.{b64url_encode(claims_json)}.sig"
+        memo.add(session_id, token, header_json, claims_json)
+    gc.collect()
+    assert len(memo) == entries
+    return _rss() - before
+
+
 async def main(sessions: int, rounds: int) -> None:
     settings = Settings()
     clock = time.monotonic
@@ -146,6 +176,14 @@ async def main(sessions: int, rounds: int) -> None:
     print(f"state()            {state_us:>12.2f} us")
     print(f"settle()           {settle_us:>12.2f} us")
     print(f"remember()         {remember_us:>12.2f} us")
+    del store, sample
+    gc.collect()
+    tokens = settings.tokens
+    entries = tokens.remember_signed
+    memo = _memo_growth(entries, tokens.lifetime_s + tokens.max_expired_s, int(time.time()))
+    print(f"signed-token memo  {entries:>12,}  sessions (tokens.remember_signed)")
+    print(f"RSS growth         {memo / 1024**2:>12.1f} MiB")
+    print(f"per entry          {memo / entries:>12.0f} B")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,13 @@ figure is one server core's worth. Printed:
 2. edge mint: req/s, p50, p99 at fixed concurrency over --sessions signed-in
    browsers, every request signed (memory store; Redis too with --redis), the
    edge's CPU time per mint, the default with identical clones coalesced, and
-   `--workers 2`. Each browser posts the token the edge minted for it (the
-   steady state: a refresh posts the previous edge token), and, as a second
-   figure, the origin's first token, which is always verified in full;
+   `--workers 2`. Each browser posts the last token the edge answered it
+   (the steady state: a refresh posts the previous edge token; the wrk
+   script reads each answer's `sid` and keeps its token for that browser's
+   next turn, and with more browsers than connections each has one refresh
+   in flight), and, as a second figure, the origin's first token, which is
+   always verified in full; the "tabs coalesced" figure replays one token
+   per browser, as tabs that refresh together do;
    a naive aiohttp + pyjwt clone with none of the edge's checks is measured
    for reference;
 3. origin mint through the proxy (the reference origin's SQLite work, plus
@@ -219,15 +223,18 @@ async def _sessions(edge: str, count: int) -> list[tuple[str, str, str]]:
     return list(await asyncio.gather(*(one(*users[n % 2]) for n in range(count))))
 
 
+def _lua_request(target: str, body: str, headers: dict[str, str]) -> str:
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    header_items = ", ".join(f'["{k}"] = "{v}"' for k, v in all_headers.items())
+    return f'{{ path = "{target}", body = "{body}", headers = {{ {header_items} }} }}'
+
+
 def rotating_script(
     folder: Path, name: str, requests: list[tuple[str, str, dict[str, str]]]
 ) -> Path:
-    """A wrk script that cycles through (path, body, headers) requests."""
+    """A wrk script that cycles through (path, body, headers) requests, as they are."""
     lines = ["local requests = {"]
-    for target, body, headers in requests:
-        all_headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
-        header_items = ", ".join(f'["{k}"] = "{v}"' for k, v in all_headers.items())
-        lines.append(f'  {{ path = "{target}", body = "{body}", headers = {{ {header_items} }} }},')
+    lines += [f"  {_lua_request(*request)}," for request in requests]
     lines += [
         "}",
         "local n = 0",
@@ -239,6 +246,61 @@ def rotating_script(
     ]
     path = folder / f"{name}.lua"
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# Base64url decoding and the answer's session, in wrk's Lua: enough to read `sid`.
+_LATEST_LUA = """
+local by_sid = {}
+for _, r in ipairs(requests) do by_sid[r.sid] = r end
+local sextet = {}
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+for i = 1, 64 do sextet[alphabet:byte(i)] = i - 1 end
+local function b64url(segment)
+  local out, value, bits = {}, 0, 0
+  for i = 1, #segment do
+    value = value * 64 + sextet[segment:byte(i)]
+    bits = bits + 6
+    if bits >= 8 then
+      bits = bits - 8
+      local byte = math.floor(value / 2 ^ bits)
+      out[#out + 1] = string.char(byte)
+      value = value - byte * 2 ^ bits
+    end
+  end
+  return table.concat(out)
+end
+local n = 0
+request = function()
+  n = n + 1
+  local r = requests[(n % #requests) + 1]
+  return wrk.format("POST", r.path, r.headers, r.form .. r.token)
+end
+response = function(status, headers, body)
+  if status ~= 200 then return end
+  local jwt = body:match('"jwt":"([^"]+)"')
+  local payload = jwt and jwt:match("^[^.]+%.([^.]+)%.")
+  local sid = payload and b64url(payload):match('"sid":"([^"]+)"')
+  local r = sid and by_sid[sid]
+  if r then r.token = jwt end
+end
+"""
+
+
+def latest_token_script(
+    folder: Path, name: str, requests: list[tuple[str, str, dict[str, str]]]
+) -> Path:
+    """Like `rotating_script`, but each browser posts the last token it was answered
+    (read from each answer, by its `sid`), as a refreshing browser does."""
+    lines = ["local requests = {"]
+    for target, body, headers in requests:
+        form, token = body.rsplit("token=", 1)
+        sid = target.split("/")[4]
+        entry = _lua_request(target, "", headers)[:-2]
+        lines.append(f'  {entry}, sid = "{sid}", form = "{form}token=", token = "{token}" }},')
+    lines.append("}")
+    path = folder / f"{name}.lua"
+    path.write_text("\n".join(lines) + _LATEST_LUA)
     return path
 
 
@@ -287,7 +349,12 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--sessions", type=int, default=16, help="signed-in browsers to rotate")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=128,
+        help="signed-in browsers to rotate (more than --connections: one refresh in flight each)",
+    )
     parser.add_argument("--origin-latency-ms", type=int, default=0)
     parser.add_argument("--redis", action="store_true", help="also measure with the Redis store")
     args = parser.parse_args()
@@ -329,7 +396,7 @@ def main() -> None:
                     if not sessions:
                         sessions = asyncio.run(_sessions(edge, args.sessions))
                     mints = _mint_requests(sessions, asyncio.run(_warm(edge, sessions)))
-                    script = rotating_script(folder, f"mint-{store}", mints)
+                    script = latest_token_script(folder, f"mint-{store}", mints)
                     before = cpu_seconds(served.pid)
                     figure = wrk(f"edge mint, {store} store", edge + "/", lua=script, **run)
                     figures[f"mint_{store}"] = figure
@@ -392,7 +459,7 @@ def main() -> None:
                 figures["workers_2_steady"] = wrk(
                     "edge mint, --workers 2 (unpinned)",
                     edge + "/",
-                    lua=rotating_script(folder, "mint-workers", mints),
+                    lua=latest_token_script(folder, "mint-workers", mints),
                     **run,
                 )
             naive = [sys.executable, str(HERE / "naive_server.py"), str(bare_port)]

@@ -26,7 +26,7 @@ from .keys import (
     load_public_jwks,
     thumbprint,
 )
-from .mint import Clone, mint_token, prepare_clone, sign_clone, sign_compact
+from .mint import Clone, mint_token, prepare_clone, sign_clone, sign_compact, sign_encoded
 from .policy import (
     Bounds,
     Decision,
@@ -88,6 +88,7 @@ __all__ = [
     "record_of",
     "sign_clone",
     "sign_compact",
+    "sign_encoded",
     "thumbprint",
     "verify_session_token",
     "verify_signed_here",

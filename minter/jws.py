@@ -24,6 +24,7 @@ __all__ = [
     "b64url_encode",
     "encode_json",
     "parse_json_object",
+    "parse_own_json",
     "split_compact",
 ]
 
@@ -120,6 +121,12 @@ def parse_json_object(data: bytes, *, what: str) -> dict[str, Any]:
         raise MalformedToken(f"{what} is not strict JSON") from exc
     if not isinstance(value, dict):
         raise MalformedToken(f"{what} is not a JSON object")
+    return value
+
+
+def parse_own_json(data: bytes) -> dict[str, Any]:
+    """Parse JSON that `encode_json` produced here (already strict): no checks repeated."""
+    value: dict[str, Any] = orjson.loads(data)
     return value
 
 

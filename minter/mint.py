@@ -15,11 +15,16 @@ from .jws import b64url_encode, encode_json
 from .keys import SigningKey
 from .policy import Mint
 
-__all__ = ["Clone", "mint_token", "prepare_clone", "sign_clone", "sign_compact"]
+__all__ = ["Clone", "mint_token", "prepare_clone", "sign_clone", "sign_compact", "sign_encoded"]
 
 
 def sign_compact(header: dict[str, Any], claims: dict[str, Any], key: SigningKey) -> str:
-    signing_input = f"{b64url_encode(encode_json(header))}.{b64url_encode(encode_json(claims))}"
+    return sign_encoded(encode_json(header), encode_json(claims), key)
+
+
+def sign_encoded(header_json: bytes, claims_json: bytes, key: SigningKey) -> str:
+    """Sign a header and claims already encoded by `jws.encode_json`."""
+    signing_input = f"{b64url_encode(header_json)}.{b64url_encode(claims_json)}"
     signature = key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url_encode(signature)}"
 

@@ -17,10 +17,10 @@ signature has been checked:
 
 `verify_signed_here` is the same check for a token whose exact bytes this
 edge signed itself (the caller remembers them by digest, with the header
-and claims it signed): what was settled when it was signed (the signature,
-the canonical encoding, the header) is not checked again and nothing is
-decoded; its key must still be one that is accepted, and its claims are
-checked against `now` and the path as in step 4.
+and claims JSON it signed): what was settled when it was signed (the
+signature, the canonical encoding, the header) is not checked again and no
+base64 is decoded; its key must still be one that is accepted, and its
+claims are checked against `now` and the path as in step 4.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .errors import (
     TokenExpired,
     UnknownKey,
 )
-from .jws import b64url_decode, parse_json_object, split_compact
+from .jws import b64url_decode, parse_json_object, parse_own_json, split_compact
 from .keys import PublicKey
 
 __all__ = [
@@ -208,23 +208,25 @@ def verify_session_token(
 
 
 def verify_signed_here(
-    header: Mapping[str, Any],
-    claims: Mapping[str, Any],
+    header_json: bytes,
+    claims_json: bytes,
     *,
     session_id: str,
     keys: Mapping[str, PublicKey],
     rules: VerifyRules,
     now: int,
 ) -> VerifiedToken:
-    """Verify a token this edge signed, from the header and claims it signed;
+    """Verify a token this edge signed, from the header and claims JSON it signed;
     raise a TokenRejected subclass.
 
     Only for a token known to be the edge's own, byte for byte (the caller
     remembers them by digest): its signature, encoding and header are not
-    checked again (see the module docstring), nor its bytes decoded again.
+    checked again (see the module docstring), nor its base64 decoded again.
     """
+    header = parse_own_json(header_json)
     kid = header["kid"]
     _key_for(keys, kid, header["alg"])  # a key retired since no longer vouches for it
+    claims = parse_own_json(claims_json)
     return _verified(header, claims, kid, session_id=session_id, rules=rules, now=now)
 
 

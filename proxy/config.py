@@ -125,7 +125,7 @@ class TokenSettings:
     outage_max_claims_age_s: int = 3600
     max_expired_s: int = 300
     lifetime_s: int = 60
-    remember_signed: int = 100_000  # digests of edge-signed tokens kept (proxy/signed.py)
+    remember_signed: int = 100_000  # sessions whose last edge token is kept (proxy/signed.py)
 
     def __post_init__(self) -> None:
         _require(len(self.issuers) > 0, "tokens.issuers", "needs at least one issuer")

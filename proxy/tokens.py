@@ -33,10 +33,11 @@ from minter import (
     decide,
     prepare_clone,
     record_of,
-    sign_compact,
+    sign_encoded,
     verify_session_token,
     verify_signed_here,
 )
+from minter.jws import encode_json
 
 from .cookieguard import without_sign_out_cookies
 from .errors import clerk_error, json_response
@@ -141,17 +142,17 @@ async def _verify(
     keyring = services.keyring
     # The size cap first: an oversized token is refused without being hashed.
     signed = (
-        services.signed.recall(token)
+        services.signed.recall(session_id, token)
         if posted_by_client and len(token) <= services.rules.max_token_bytes
         else None
     )
     for attempt in range(2):
         try:
             if signed is not None:
-                header, claims = signed
+                header_json, claims_json = signed
                 return verify_signed_here(
-                    header,
-                    claims,
+                    header_json,
+                    claims_json,
                     session_id=session_id,
                     keys=keyring.keys,
                     rules=services.rules,
@@ -232,16 +233,17 @@ async def _mint(
     coalesce = services.settings.limits.coalesce
     identity, jwt = services.coalescer.recent(clone, key) if coalesce else (None, None)
     if jwt is None:
-        claims = clone.claims_with(jti=secrets.token_hex(10))
+        header_json = encode_json(clone.header)
+        claims_json = encode_json(clone.claims_with(jti=secrets.token_hex(10)))
         try:
             jwt = await request.app[LIMITS].signs.run(
-                lambda: sign_compact(clone.header, claims, key)
+                lambda: sign_encoded(header_json, claims_json, key)
             )
         except SignBusy:
             return request.app[LIMITS].busy(request)
         if identity is not None:
             services.coalescer.keep(identity, jwt)
-        services.signed.add(jwt, clone.header, claims)
+        services.signed.add(session_id, jwt, header_json, claims_json)
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:

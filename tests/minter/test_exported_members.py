@@ -59,6 +59,7 @@ PUBLIC = {
     "prepare_clone",
     "sign_clone",
     "sign_compact",
+    "sign_encoded",
 }
 
 MODULES = ["errors", "jws", "keys", "verify", "claims", "policy", "mint"]

@@ -608,10 +608,10 @@ def test_claims_are_not_looked_at_before_the_signature(
 
 
 def signed_here(token: str, keyset: KeySet, rules: VerifyRules, **kwargs: Any) -> VerifiedToken:
-    """As the edge calls it: with the header and claims it signed `token` from."""
-    header, claims = (json.loads(b64url_decode(part, what="part")) for part in token.split(".")[:2])
+    """As the edge calls it: with the header and claims JSON it signed `token` from."""
+    header_json, claims_json = (b64url_decode(part, what="part") for part in token.split(".")[:2])
     arguments: dict[str, Any] = {"session_id": SID, "keys": keyset, "rules": rules, "now": NOW}
-    return verify_signed_here(header, claims, **{**arguments, **kwargs})
+    return verify_signed_here(header_json, claims_json, **{**arguments, **kwargs})
 
 
 def test_a_token_signed_here_verifies_like_any_other(

@@ -240,11 +240,16 @@ async def test_a_token_the_edge_signed_is_known_when_it_comes_back(stack: Stack)
         from_origin = (await browser.refresh(sid)).jwt
         stack.clock.advance(30)
         from_edge = (await browser.refresh(sid, token=from_origin)).jwt
-        assert from_edge in signed
-        assert signed.recall(from_edge) == decode(from_edge), "remembered as signed"
-        assert from_origin not in signed, "the origin's tokens are always verified in full"
+        assert signed.knows(sid, from_edge)
+        remembered = signed.recall(sid, from_edge)
+        assert remembered is not None
+        assert tuple(map(json.loads, remembered)) == decode(from_edge), "remembered as signed"
+        assert not signed.knows("sess_other", from_edge), "remembered for its session only"
+        assert not signed.knows(sid, from_origin), "the origin's tokens are verified in full"
         stack.clock.advance(30)
         again = await browser.refresh(sid, token=from_edge)
+        assert signed.knows(sid, again.jwt)
+        assert not signed.knows(sid, from_edge), "the session's last token only"
         # The same claims under another signature are not the bytes the edge signed.
         header, claims = decode(from_edge)
         tampered = (
@@ -252,7 +257,7 @@ async def test_a_token_the_edge_signed_is_known_when_it_comes_back(stack: Stack)
             + "."
             + from_edge.rsplit(".", 1)[1]
         )
-        assert tampered not in signed
+        assert not signed.knows(sid, tampered)
         refused = await browser.refresh(sid, token=tampered)
     assert decode(again.jwt)[0]["oiat"] == decode(from_origin)[0]["oiat"]
     assert decode(refused.jwt)[1]["sub"] == "user_alice"
@@ -328,7 +333,7 @@ async def test_without_the_memo_of_signed_tokens_every_token_is_verified_in_full
             second = (await browser.refresh(sid, token=first)).jwt
             stack.clock.advance(20)
             third = (await browser.refresh(sid, token=second)).jwt
-        assert second not in signed
+        assert not signed.knows(sid, second)
         assert len(signed) == 0
         assert decode(third)[0]["oiat"] == decode(first)[0]["oiat"]
         assert stack.decisions()[("minted", "edge")] == 2
