@@ -26,11 +26,39 @@ def cookie_headers(draw: st.DrawFn) -> str:
     return ";".join("".join(part) for part in parts)
 
 
-@settings(max_examples=500)
-@given(cookie_headers())
+_TOKEN_CHARS = "!#$%&'*+-.^_`|~09Az"
+_COOKIE_OCTETS = "!#$%&'()*+-./09:<=>?@AZ[]^_`az{|}~"
+
+
+@st.composite
+def plain_cookie_headers(draw: st.DrawFn) -> str:
+    """RFC 6265 cookie-strings: the shape browsers send, read without aiohttp's parser."""
+    names = st.one_of(
+        st.sampled_from(["__client", "__client_uat", "__clientx", "x__client"]),
+        st.text(st.sampled_from(_TOKEN_CHARS), min_size=1, max_size=4),
+    )
+    pairs = draw(
+        st.lists(st.tuples(names, st.text(st.sampled_from(_COOKIE_OCTETS), max_size=8)), max_size=6)
+    )
+    return "; ".join(f"{name}={value}" for name, value in pairs)
+
+
+@st.composite
+def nearly_plain_cookie_headers(draw: st.DrawFn) -> str:
+    """A cookie-string with one character put in that the plain shape does not allow."""
+    header = draw(plain_cookie_headers())
+    at = draw(st.integers(0, len(header)))
+    return header[:at] + draw(st.sampled_from(' ";,\\=\t')) + header[at:]
+
+
+@settings(max_examples=1000)
+@given(st.one_of(cookie_headers(), plain_cookie_headers(), nearly_plain_cookie_headers()))
 @example("__client=a; __client=b")
 @example(' __client = "quoted;value" ; x=1')
 @example("x; __client=v")
+@example("__client=a=b; __client_uat=0")
+@example("__client=")
+@example(" __client=a")
 def test_the_client_cookie_is_read_as_aiohttp_reads_it(header: str) -> None:
     request = make_mocked_request("POST", "/", headers=CIMultiDict({"Cookie": header}))
     expected = request.cookies.get("__client")
