@@ -16,6 +16,7 @@ import os
 from aiohttp import web
 
 from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
+from .clients import client_key
 from .errors import clerk_error
 from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
 from .headers import forwarded_response_headers
@@ -25,7 +26,7 @@ from .push import handle_push
 from .services import SERVICES, Services
 from .signout import SignOut, session_ids_in, session_ids_in_cookies, sign_out_of
 from .store import StoreUnavailable
-from .tokens import TOKEN_PATH, client_key, handle_refresh
+from .tokens import TOKEN_PATH, handle_refresh
 
 __all__ = ["dispatch"]
 

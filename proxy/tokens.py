@@ -39,6 +39,7 @@ from minter import (
 )
 from minter.jws import encode_json
 
+from .clients import client_key
 from .cookieguard import without_sign_out_cookies
 from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
@@ -50,7 +51,7 @@ from .services import SERVICES, Services
 from .store import StoreUnavailable
 from .tokenlog import token_hint
 
-__all__ = ["TOKEN_PATH", "client_key", "handle_refresh"]
+__all__ = ["TOKEN_PATH", "handle_refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -58,38 +59,6 @@ TOKEN_PATH = re.compile(
     r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})/tokens(?:/(?P<template>[A-Za-z0-9_.-]{1,128}))?"
 )
 _FORM = "application/x-www-form-urlencoded"
-
-
-def client_key(request: web.Request) -> str | None:
-    """A short hash naming the client: its `__client` cookie or native `authorization`."""
-    credential = _client_cookie(request) or request.headers.get("Authorization")
-    return token_hint(credential) if credential else None
-
-
-# RFC 6265 section 4.2.1: cookie-pair *( "; " cookie-pair ), no quotes, no spaces.
-_PLAIN_PAIR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+=[!#-+\--:<-\[\]-~]*"
-_PLAIN_COOKIES = re.compile(f"{_PLAIN_PAIR}(?:; {_PLAIN_PAIR})*")
-
-
-def _client_cookie(request: web.Request) -> str | None:
-    """`request.cookies.get("__client")`, without building a Morsel per cookie.
-
-    A browser's Cookie header is a plain RFC 6265 cookie-string, which reads
-    one way only: there the last `__client=` pair is the value, as aiohttp's
-    parser has it. Anything else (quotes, stray spaces, pairs without `=`)
-    is left to aiohttp's parser. `tests/proxy/test_client_key.py` checks the
-    two against each other.
-    """
-    header = request.headers.get("Cookie")
-    if not header or "__client" not in header:
-        return None
-    if not _PLAIN_COOKIES.fullmatch(header):
-        return request.cookies.get("__client")
-    value = None
-    for pair in header.split("; "):
-        if pair.startswith("__client="):
-            value = pair[9:]
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from proxy.clients import client_key
 from proxy.tokenlog import token_hint
-from proxy.tokens import client_key
 
 _NAMES = st.sampled_from(["__client", "__client_uat", "__session", "__Client", "x", "a b"])
 _VALUES = st.text(st.sampled_from('ab=_-. "\\;,'), max_size=8)
