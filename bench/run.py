@@ -173,7 +173,6 @@ def write_config(
         f"""
 [server]
 port = {edge_port}
-log_format = "text"
 [origin]
 url = "http://127.0.0.1:{origin_port}"
 [keys]
