@@ -12,18 +12,23 @@ the freshest token) is `fapi_client.flow`, shared with the tests.
 Custom figures, printed at the end and in the stats table as TOKEN rows:
 refreshes minted at the edge (the answer's `oiat` is older than its `iat`)
 vs by the origin (`oiat == iat`), answers rejected as staler, failed
-refreshes, and empty tokens (must stay 0).
+refreshes, and empty tokens (must stay 0). A clone the edge makes in the
+same second as the origin token it copies has `oiat == iat` too, and is
+counted as the origin's here; so the report adds the edge's own count of its
+decisions, read from its `/metrics` when the edge serves them there.
 """
 
 from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from collections import Counter
 from typing import Any
 
 from locust import HttpUser, events, task
 from locust.env import Environment
+from prometheus_client.parser import text_string_to_metric_families
 
 from fapi_client import (
     Backoff,
@@ -168,3 +173,28 @@ def _report(environment: Environment, **_: Any) -> None:
     print(f"  rejected as staler:      {FIGURES['rejected as staler']}")
     print(f"  failed refreshes:        {FIGURES['refresh failed']}")
     print(f"  empty tokens:            {FIGURES['empty token']}")
+    decisions = _edge_decisions(environment.host)
+    if decisions:
+        minted = sum(n for (outcome, _), n in decisions.items() if outcome == "minted")
+        sent = sum(n for (outcome, _), n in decisions.items() if outcome == "origin")
+        edge_share = minted / (minted + sent) if minted + sent else 0.0
+        print(f"  the edge's own count:    {minted:.0f} minted at the edge ({edge_share:.1%}),")
+        print(f"                           {sent:.0f} sent to the origin")
+
+
+def _edge_decisions(host: str | None) -> dict[tuple[str, str], float]:
+    """`session_minter_refresh_decisions_total` by (outcome, reason), or {} if not served."""
+    if not host:
+        return {}
+    try:
+        with urllib.request.urlopen(f"{host}/metrics", timeout=5) as answer:  # noqa: S310
+            text = answer.read().decode()
+    except (OSError, ValueError):
+        return {}
+    return {
+        (sample.labels["outcome"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "session_minter_refresh_decisions"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
