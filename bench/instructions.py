@@ -41,6 +41,7 @@ from bench.run import (  # noqa: E402
     _sessions,
     _warm,
     free_port,
+    new_key,
     process,
     wait_ready,
     write_config,
@@ -139,9 +140,7 @@ def main() -> None:
     figures: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="session-minter-instructions-") as tmp:
         folder = Path(tmp)
-        key_file = folder / "instance.pem"
-        keygen = [*CLI, "keygen", "--out", str(key_file)]
-        subprocess.run(keygen, check=True, capture_output=True)  # noqa: S603 - our own CLI
+        new_key(folder)
         edge_port, origin_port, other_port = free_port(), free_port(), free_port()
         edge, origin = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{origin_port}"
         other = f"http://127.0.0.1:{other_port}"

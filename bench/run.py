@@ -71,6 +71,14 @@ class Figure:
         )
 
 
+def new_key(folder: Path) -> Path:
+    """A fresh signing key, `instance.pem` in `folder` (the configs name it so)."""
+    key_file = folder / "instance.pem"
+    keygen = [*CLI, "keygen", "--out", str(key_file)]
+    subprocess.run(keygen, check=True, capture_output=True)  # noqa: S603 - our own CLI
+    return key_file
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -365,9 +373,7 @@ def main() -> None:
     every = {"SESSION_MINTER_LIMITS__COALESCE": "false"}
     with tempfile.TemporaryDirectory(prefix="session-minter-bench-") as tmp:
         folder = Path(tmp)
-        key_file = folder / "instance.pem"
-        keygen = [*CLI, "keygen", "--out", str(key_file)]
-        subprocess.run(keygen, check=True, capture_output=True)  # noqa: S603 - our own CLI
+        key_file = new_key(folder)
         edge_port, origin_port, bare_port = free_port(), free_port(), free_port()
         edge, origin = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{origin_port}"
         stores = ["memory"] + (["redis"] if args.redis else [])

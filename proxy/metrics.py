@@ -58,15 +58,24 @@ BREAKER_STATES = ("closed", "open", "half_open")
 Labels = tuple[str, ...]
 
 
-class LoopCounter(Collector):
-    """A labelled counter kept as plain numbers, for the event loop's thread only."""
+class _LoopMetric(Collector):
+    """What both loop metrics share: a name, help text, label names, a registry."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Labels, registry: CollectorRegistry
     ) -> None:
         self._name, self._documentation, self._labelnames = name, documentation, labelnames
-        self._values: dict[Labels, float] = {}
         registry.register(self)
+
+
+class LoopCounter(_LoopMetric):
+    """A labelled counter kept as plain numbers, for the event loop's thread only."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Labels, registry: CollectorRegistry
+    ) -> None:
+        self._values: dict[Labels, float] = {}
+        super().__init__(name, documentation, labelnames, registry)
 
     def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
         values = self._values
@@ -79,7 +88,7 @@ class LoopCounter(Collector):
         yield family
 
 
-class LoopHistogram(Collector):
+class LoopHistogram(_LoopMetric):
     """A labelled histogram kept as plain numbers, for the event loop's thread only.
 
     Per label set: one count per bucket (an observation lands in the first
@@ -95,10 +104,9 @@ class LoopHistogram(Collector):
         *,
         buckets: tuple[float, ...],
     ) -> None:
-        self._name, self._documentation, self._labelnames = name, documentation, labelnames
         self._bounds = buckets
         self._series: dict[Labels, list[float]] = {}
-        registry.register(self)
+        super().__init__(name, documentation, labelnames, registry)
 
     def observe(self, labels: Labels, value: float) -> None:
         series = self._series.get(labels)
