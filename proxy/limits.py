@@ -16,7 +16,8 @@ Three limits, each applied where it cannot be turned against someone else:
   run at once; at most `QUEUE_FACTOR` times that many refreshes wait for a
   slot, and the ones past that get 503 `edge_busy` with `Retry-After` instead
   of piling up. By default a signature runs on the event loop (about 0.4 ms
-  of RSA): measured on a pinned core, handing it to a thread costs more than
+  of RSA), together with the others asked for in the same loop turn
+  (`batch.py`): measured on a pinned core, handing it to a thread costs more than
   it frees, because every I/O call of the loop then waits for the GIL.
   `limits.sign_in_threads = true` signs in worker threads instead, which
   pays off only when one worker process has spare cores (cryptography
@@ -37,13 +38,14 @@ import contextlib
 import functools
 import ipaddress
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from .batch import LoopBatch
 from .config import LimitSettings
 from .errors import clerk_error
 from .expiring import ExpiringTable
@@ -128,6 +130,7 @@ class SignGate:
         self.in_threads = in_threads
         self.waiting = 0
         self._slots = asyncio.Semaphore(limit)
+        self.batch = LoopBatch()
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -144,12 +147,16 @@ class SignGate:
         finally:
             self._slots.release()
 
-    async def run(self, sign: Callable[[], T]) -> T:
-        """Run `sign` once a slot is free: on the loop, or in a worker thread."""
+    async def run(self, sign: Callable[[], T], *, share: Hashable | None = None) -> T:
+        """Run `sign` once a slot is free: on the loop, or in a worker thread.
+
+        On the loop, calls with the same `share` key in one batch run once.
+        """
         if not self.in_threads and not self._slots.locked():
             # On the loop a signature runs to its end before anything else runs:
-            # taking a free slot for that long could not be seen by anyone.
-            return sign()
+            # taking a free slot for that long could not be seen by anyone. The
+            # signatures asked for in one loop turn run together (`batch.py`).
+            return await self.batch.run(sign, share=share)
         async with self.slot():
             if self.in_threads:
                 return await asyncio.to_thread(sign)

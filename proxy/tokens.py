@@ -11,6 +11,7 @@ falls back to an edge mint under the outage bound, a 422
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -26,6 +27,7 @@ from minter import (
     RefreshRequest,
     Refuse,
     SessionState,
+    SigningKey,
     TokenRejected,
     ToOrigin,
     UnknownKey,
@@ -231,14 +233,17 @@ async def _mint(
         header_json = encode_json(clone.header)
         claims_json = encode_json(clone.claims_with(jti=secrets.token_hex(10)))
         try:
-            jwt = await request.app[LIMITS].signs.run(
-                lambda: sign_encoded(header_json, claims_json, key)
+            # Identical clones waiting for the same batch share its one signature,
+            # and with it the JSON that was signed (its `jti` is the first one's).
+            signed, header_json, claims_json = await request.app[LIMITS].signs.run(
+                functools.partial(_sign, header_json, claims_json, key), share=identity
             )
         except SignBusy:
             return request.app[LIMITS].busy(request)
         if identity is not None:
-            services.coalescer.keep(identity, jwt)
-        services.signed.add(session_id, jwt, header_json, claims_json)
+            services.coalescer.keep(identity, signed)
+        services.signed.add(session_id, signed, header_json, claims_json)
+        jwt = signed
     store = services.store
     organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
     try:
@@ -265,6 +270,11 @@ async def _mint(
     _record(request, services, "minted", "outage" if plan.outage else "edge")
     body = b'{"object":"token","jwt":"' + jwt.encode("ascii") + b'"}'
     return json_response(request, 200, body)
+
+
+def _sign(header_json: bytes, claims_json: bytes, key: SigningKey) -> tuple[str, bytes, bytes]:
+    """The token, with the JSON it signs (for `signed.py`)."""
+    return sign_encoded(header_json, claims_json, key), header_json, claims_json
 
 
 def _refuse(request: web.Request, services: Services, refusal: Refuse) -> web.Response:
