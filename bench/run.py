@@ -130,6 +130,30 @@ def wait_ready(url: str, timeout_s: float = 20.0) -> None:
     asyncio.run(poll())
 
 
+def wait_workers(url: str, count: int, timeout_s: float = 20.0) -> None:
+    """Until `count` distinct worker processes have answered `/healthz` (it names its pid).
+
+    One answer is not enough: a worker that is not listening yet gets none of
+    the connections the kernel spreads over the port when `wrk` opens them.
+    """
+
+    async def poll() -> None:
+        deadline = time.monotonic() + timeout_s
+        seen: set[int] = set()
+        connector = aiohttp.TCPConnector(force_close=True)  # a new connection each time
+        async with aiohttp.ClientSession(connector=connector) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with client.get(url) as response:
+                        seen.add((await response.json())["pid"])
+                if len(seen) >= count:
+                    return
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{len(seen)} of {count} workers answered at {url}")
+
+    asyncio.run(poll())
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -451,7 +475,7 @@ def main() -> None:
                 )
             workers = {**every, "SESSION_MINTER_SERVER__WORKERS": "2"}
             with process([*CLI, "serve", "--config", str(config)], None, workers):
-                wait_ready(f"{edge}/healthz")
+                wait_workers(f"{edge}/healthz", 2)
                 # Scaling, like for like: both workers and the one-worker figure it is
                 # compared with verify every posted token in full (the origin's).
                 figures["workers_2"] = wrk(

@@ -4,8 +4,9 @@ An RS256 signature is a few hundred microseconds of big-number arithmetic,
 and a token refresh is a few hundred microseconds of Python around it. Run
 one after the other, request by request, each evicts the other's working
 set from the CPU's caches, and both slow down. Run in batches, they do not:
-on this project's machine a bare aiohttp handler that signs answers 7 to 8%
-more requests per second when the signatures of one loop turn run together.
+on this project's machine a bare aiohttp handler that signs answers 6 to 7%
+more requests per second when the signatures of one loop turn run together,
+and the edge 5 to 12% more (README, "Performance").
 Under light load a batch holds one call and costs one loop turn
 (microseconds); under load, the requests that the loop read in one turn
 reach their signature together and share a batch.
