@@ -216,6 +216,30 @@ async def test_signature_bound_leaves_other_routes_answering(
     assert limited(stack) == {"signing": flood - queued}
 
 
+async def test_signing_in_threads_mints_tokens_the_edge_remembers(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    limits = LimitSettings(per_ip_per_s=1000.0, per_ip_burst=1000, sign_in_threads=True)
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        clock.advance(20)
+        answers = await asyncio.gather(*(browser.refresh(sid, token=token) for _ in range(3)))
+        again = await browser.refresh(sid, token=answers[-1].jwt)
+    assert [answer.status for answer in answers] == [200] * 3
+    assert again.status == 200
+    edge_kid = stack.edge_app[SERVICES].keyring.active.kid
+    for answer in (*answers, again):
+        header, claims = decode(answer.jwt)
+        assert (header["kid"], claims["sid"]) == (edge_kid, sid)
+    assert stack.edge_app[LIMITS].signs.batch.calls == 0, "signed in threads, not on the loop"
+    assert stack.edge_app[SERVICES].signed.knows(sid, again.jwt)
+    assert minted(stack) == 4
+
+
 def test_buckets_refill_and_stay_bounded() -> None:
     clock = FakeClock(1_750_000_000)
     buckets = TokenBuckets(rate=2.0, burst=2, clock=clock, max_keys=8)
