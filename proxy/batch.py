@@ -1,15 +1,17 @@
 """Calls asked for during one turn of the event loop, run back to back at the start of the next.
 
-An RS256 signature is a few hundred microseconds of big-number arithmetic,
-and a token refresh is a few hundred microseconds of Python around it. Run
-one after the other, request by request, each evicts the other's working
-set from the CPU's caches, and both slow down. Run in batches, they do not:
-on this project's machine a bare aiohttp handler that signs answers 6 to 7%
-more requests per second when the signatures of one loop turn run together,
-and the edge 5 to 12% more (README, "Performance").
-Under light load a batch holds one call and costs one loop turn
-(microseconds); under load, the requests that the loop read in one turn
-reach their signature together and share a batch.
+An RS256 signature is a few hundred microseconds of big-number arithmetic
+(AVX-512 code in OpenSSL, where the CPU has it), and a token refresh is a
+few hundred microseconds of Python around it. Taking turns request by
+request, they slow each other down: each finds the CPU's caches holding
+the other's data, and plain Python runs slower for milliseconds after the
+vector code (`bench/after_rsa.py`). Batches make the switches fewer: on
+this project's machine a bare aiohttp handler that signs answers 6 to 7%
+more requests per second when the signatures of one loop turn run
+together, and the edge 5 to 12% more (README, "Performance"). Under light
+load a batch holds one call and costs one loop turn (microseconds); under
+load, the requests that the loop read in one turn reach their signature
+together and share a batch (about 21 at `bench/run.py`'s 64 connections).
 
 Calls given the same `share` key in one batch run once, and every caller
 gets that one result: tabs of one session refreshing together get one
