@@ -520,6 +520,7 @@ def main() -> None:
     http_us = 1e6 / figures["bare"].rps
     ceiling_rps = 1e6 / (http_us + crypto_us)
     measured_rps = max(figures["bare_crypto"].rps, figures["bare_batched"].rps)
+    batching_gain = figures["bare_batched"].rps / figures["bare_crypto"].rps
     print(
         f"\nsession-minter benchmark: {args.duration} s per figure, {args.connections} "
         f"connections, {args.sessions} sessions, wrk on CPU 0, server on CPU 1\n"
@@ -532,7 +533,6 @@ def main() -> None:
         label = f"edge CPU per mint ({store})"
         print(f"{label:<44} {notes[f'cpu_{store}']:>9.0f} us")
     print("\nratios")
-    batching_gain = figures["bare_batched"].rps / figures["bare_crypto"].rps
 
     def ratio(label: str, value: float, unit: str = "") -> None:
         print(f"  {label:<42} {value:5.2f}{unit}")

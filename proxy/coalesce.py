@@ -5,7 +5,10 @@ clones are identical but for the fresh `jti` (every claim, `iat` included,
 and the header are equal), so the first one is signed and the others, for
 the rest of that second, receive the same token. A clone differing in any
 claim (another `oiat`, another organization, an `fva` that aged) is signed
-on its own. Entries live one second and the table is bounded.
+on its own. Entries live one second and the table is bounded. Clones that
+are still waiting for the same signing batch when they arrive share its
+one call instead (`batch.py`, under the same identity); this table serves
+the ones asked for after that token was signed.
 """
 
 from __future__ import annotations
