@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from .errors import clerk_error, json_response
+from .forward import read_capped
 from .health import FORCED_MODES
 from .services import SERVICES
 
@@ -47,8 +48,8 @@ async def handle_admin_outage(request: web.Request) -> web.StreamResponse:
         return clerk_error(request, 401, "unauthorized", "the admin secret is missing or wrong")
     health = services.health
     if request.method == "POST":
-        body = await request.content.read(_MAX_BODY + 1)
-        if len(body) > _MAX_BODY:
+        body = await read_capped(request, _MAX_BODY)
+        if body is None:
             return clerk_error(request, 413, "request_too_large", "the body is too large")
         try:
             document = orjson.loads(body)

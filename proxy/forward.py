@@ -30,6 +30,7 @@ from yarl import URL
 
 from .errors import clerk_error
 from .headers import forwarded_request_headers, forwarded_response_headers
+from .reading import read_capped_stream
 
 __all__ = [
     "SKIP_AUTO_HEADERS",
@@ -99,22 +100,10 @@ class OriginAnswer:
 
 
 async def read_capped(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than `limit` bytes.
-
-    `StreamReader.read(n)` answers with whatever has arrived so far, so a body
-    split over several TCP segments has to be read until EOF.
-    """
+    """The whole request body, or None when it is longer than `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         return None
-    body = bytearray()
-    while not request.content.at_eof():
-        chunk = await request.content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
+    return await read_capped_stream(request.content, limit)
 
 
 async def _stream_body(request: web.Request) -> AsyncIterator[bytes]:

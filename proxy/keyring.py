@@ -40,6 +40,8 @@ import orjson
 
 from minter import KeySet, PublicKey, SigningKey, load_public_jwks
 
+from .reading import read_capped_stream
+
 __all__ = ["KeyRing"]
 
 log = logging.getLogger(__name__)
@@ -164,11 +166,11 @@ class KeyRing:
                 if response.status != 200:
                     log.warning("origin JWKS fetch answered %s", response.status)
                     return False
-                body = await response.content.read(_MAX_JWKS_BYTES + 1)
+                body = await read_capped_stream(response.content, _MAX_JWKS_BYTES)
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("origin JWKS fetch failed: %s", type(exc).__name__)
             return False
-        if len(body) > _MAX_JWKS_BYTES:
+        if body is None:
             log.warning("origin JWKS is too large")
             return False
         if not self._adopt(body, "origin JWKS"):

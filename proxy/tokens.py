@@ -45,7 +45,7 @@ from .clients import client_key
 from .cookieguard import without_sign_out_cookies
 from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
-from .forward import OriginAnswer, OriginFailure, fetch_buffered
+from .forward import OriginAnswer, OriginFailure, fetch_buffered, read_capped
 from .headers import forwarded_response_headers
 from .limits import LIMITS, SignBusy
 from .logs import note_decision
@@ -74,10 +74,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         return clerk_error(request, 415, "unsupported_encoding", "compressed bodies are refused")
-    if request.content_length is not None and request.content_length > limit:
-        return clerk_error(request, 413, "request_too_large", "the request body is too large")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
+    body = await read_capped(request, limit)
+    if body is None:
         return clerk_error(request, 413, "request_too_large", "the request body is too large")
     if body and request.content_type != _FORM:
         return clerk_error(request, 415, "unsupported_media_type", f"send {_FORM}")
