@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -79,9 +78,7 @@ def create_app(
             jwks_url=settings.origin.base_url + settings.origin.jwks_path,
             min_refetch_s=settings.origin.jwks_min_refetch_s,
             clock=clock,
-            cache_file=Path(settings.origin.jwks_cache_file)
-            if settings.origin.jwks_cache_file
-            else None,
+            cache_file=settings.origin.jwks_cache_file,
             on_fetch=lambda ok: metrics.jwks_refreshes.labels("ok" if ok else "failed").inc(),
         ),
         store=store if store is not None else _store(settings, clock),

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,7 +93,7 @@ class OriginSettings:
     timeout_s: float = 10.0  # whole-answer timeout for token requests sent to the origin
     jwks_refresh_s: int = 300  # refetch the origin's JWKS this often
     jwks_min_refetch_s: int = 10  # at most one unknown-kid refetch per this many seconds
-    jwks_cache_file: str = ""  # last good origin JWKS kept here across restarts ("" = none)
+    jwks_cache_file: Path | None = None  # last good origin JWKS kept here across restarts
     preserve_host: bool = False  # send the client's Host (else the origin's host)
     breaker_failures: int = 5  # failures within breaker_window_s that open the breaker
     breaker_window_s: float = 10.0
@@ -254,8 +253,8 @@ def _convert(value: Any, hint: Any, key: str, base: Path | None) -> Any:
         _require(isinstance(value, list | tuple), key, "must be a list")
         (item_hint, _ellipsis) = typing.get_args(hint)
         return tuple(_convert(item, item_hint, key, base) for item in value)
-    if isinstance(hint, types.UnionType):  # pragma: no cover - no optional keys yet
-        raise ConfigError(f"{key}: unsupported type")
+    if hint == Path | None:  # an optional file: "" (as from an environment variable) is none
+        return None if value == "" else _convert(value, Path, key, base)
     raise ConfigError(f"{key}: unsupported type {hint!r}")
 
 

@@ -7,9 +7,10 @@ does as little as it can in Python: one `OrderedDict` (C) of
 move their key to the end; a write also restarts its entry's time to live.
 Each write drops entries from the front while they have expired or the
 table holds more than `max_entries` (amortised O(1)), so when the table is
-full the least recently used entry goes first. An expired entry behind a
-live one at the front stays until it is read (which drops it, unserved) or
-pushed out by the bound.
+full the least recently used entry goes first, and `set` says until when
+what it pushed out would have lived (a table of sign-outs must not forget
+one silently). An expired entry behind a live one at the front stays until
+it is read (which drops it, unserved) or pushed out by the bound.
 """
 
 from __future__ import annotations
@@ -57,14 +58,23 @@ class ExpiringTable(Generic[K, V]):
         del self._entries[key]
         return None
 
-    def set(self, key: K, value: V) -> None:
-        """Write `value`; it lives `ttl_s` from now."""
+    def set(self, key: K, value: V) -> float:
+        """Write `value`; it lives `ttl_s` from now.
+
+        Returns 0.0, or, when the bound pushed out entries that had not expired,
+        the time (on the table's clock) the last of them would have expired.
+        """
         now = self._clock()
         entries = self._entries
         entries[key] = (now + self.ttl_s, value)
         entries.move_to_end(key)
+        pushed_out_until = 0.0
         while entries:
             oldest = next(iter(entries))
-            if len(entries) <= self.max_entries and now < entries[oldest][0]:
-                break
+            expires = entries[oldest][0]
+            if now < expires:
+                if len(entries) <= self.max_entries:
+                    break
+                pushed_out_until = max(pushed_out_until, expires)
             del entries[oldest]
+        return pushed_out_until

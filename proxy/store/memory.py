@@ -23,10 +23,17 @@ Kept compact, for a million sessions in well under 1.5 GB (`bench/memory.py`):
 
 Revocation tombstones and stale marks keep tables of their own: under memory
 pressure, evicting a busy session's records must never evict a sign-out.
+Those tables have the same bound. Should more sign-outs (or stale marks)
+arrive within `revocation_ttl_s` than they hold, the oldest are pushed out;
+until the last of those would have expired, the store cannot say that a
+session was not signed out, so it answers `StoreUnavailable`, as Redis does
+when it is down: refreshes go to the origin (the edge mints none) and a
+warning is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -36,8 +43,11 @@ import orjson
 from minter import ClaimsRecord, SessionState
 
 from ..expiring import ExpiringTable
+from .base import StoreUnavailable
 
 __all__ = ["MemoryStore"]
+
+log = logging.getLogger(__name__)
 
 _MAX_SESSIONS_PER_CLIENT = 64
 
@@ -160,8 +170,26 @@ class MemoryStore:
         self._client_sessions: ExpiringTable[str, tuple[str, ...]] = ExpiringTable(
             max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
         )
+        self._forgotten_until = 0.0  # a pushed-out sign-out or stale mark lived until then
+
+    def _vouch(self) -> None:
+        """Refuse to answer while a sign-out or stale mark pushed out by the bound still lives."""
+        if self._forgotten_until and self._timer() < self._forgotten_until:
+            raise StoreUnavailable("sign-outs were pushed out of the memory store's bound")
+
+    def _keep_mark(self, table: ExpiringTable[str, Any], key: str, value: Any) -> None:
+        pushed_out_until = table.set(key, value)
+        if pushed_out_until > self._forgotten_until:
+            if not self._forgotten_until or self._timer() >= self._forgotten_until:
+                log.warning(
+                    "more sign-outs or stale marks than store.max_sessions within their"
+                    " lifetime: no edge mints for %.0f s",
+                    pushed_out_until - self._timer(),
+                )
+            self._forgotten_until = pushed_out_until
 
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
+        self._vouch()
         marks = [
             mark
             for mark in (self._stale_sessions.get(session_id), self._stale_users.get(user_id))
@@ -196,6 +224,7 @@ class MemoryStore:
     async def settle(
         self, session_id: str, organization_id: str, record: ClaimsRecord | None
     ) -> bool:
+        self._vouch()
         if session_id in self._revoked:
             return True
         if record is not None:
@@ -203,18 +232,19 @@ class MemoryStore:
         return False
 
     async def is_revoked(self, session_id: str) -> bool:
+        self._vouch()
         return session_id in self._revoked
 
     async def revoke(self, session_ids: Iterable[str]) -> None:
         for session_id in session_ids:
-            self._revoked.set(session_id, True)
+            self._keep_mark(self._revoked, session_id, True)
 
     async def mark_stale(
         self, *, session_ids: Iterable[str], user_ids: Iterable[str], mark: int
     ) -> None:
         for table, keys in ((self._stale_sessions, session_ids), (self._stale_users, user_ids)):
             for key in keys:
-                table.set(key, max(mark, table.get(key) or mark))
+                self._keep_mark(table, key, max(mark, table.get(key) or mark))
 
     async def note_client_session(self, client_key: str, session_id: str) -> None:
         session = self._sessions.get(session_id)
@@ -223,10 +253,11 @@ class MemoryStore:
         session.client_key = client_key
         session.client_expires = self._timer() + self._revocation_ttl_s
         self._sessions.set(session_id, session)
+        # Written on every note, as Redis does, so the list lives on while in use.
         known = self._client_sessions.get(client_key) or ()
         if session_id not in known:
-            kept = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
-            self._client_sessions.set(client_key, kept)
+            known = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
+        self._client_sessions.set(client_key, known)
 
     async def client_sessions(self, client_key: str) -> set[str]:
         return set(self._client_sessions.get(client_key) or ())

@@ -166,6 +166,25 @@ def test_environment_paths_are_relative_to_the_working_folder(
     assert settings.keys.signing == (tmp_path / "a.pem", tmp_path / "b.pem")
 
 
+def test_file_paths_are_relative_to_the_file_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "edge.toml"
+    path.write_text(
+        '[keys]\nsigning = ["keys/edge.pem"]\n[origin]\njwks_cache_file = "cache/jwks.json"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(path, environ={})
+    assert settings.keys.signing == (folder / "keys" / "edge.pem",)
+    assert settings.origin.jwks_cache_file == folder / "cache" / "jwks.json"
+    unset = load_settings(path, environ={"SESSION_MINTER_ORIGIN__JWKS_CACHE_FILE": ""})
+    assert unset.origin.jwks_cache_file is None
+    assert Settings().origin.jwks_cache_file is None
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [

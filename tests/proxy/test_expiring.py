@@ -55,6 +55,19 @@ def test_when_full_the_least_recently_used_goes_first() -> None:
     assert len(entries) == 3
 
 
+def test_a_write_says_until_when_what_the_bound_pushed_out_would_have_lived() -> None:
+    clock = FakeClock(1_750_000_000)
+    entries = table(clock, max_entries=2)
+    assert entries.set("a", 1) == 0.0
+    clock.advance(3)
+    assert entries.set("b", 2) == 0.0
+    assert entries.set("c", 3) == 1_750_000_010, "a, written at 0, pushed out"
+    clock.advance(8)  # a has expired anyway; b (written at 3) has not
+    assert entries.set("d", 4) == 1_750_000_013
+    clock.advance(20)
+    assert entries.set("e", 5) == 0.0, "expired entries are dropped, not pushed out"
+
+
 def test_a_clock_stepping_back_never_serves_an_expired_entry() -> None:
     clock = FakeClock(1_750_000_000)
     entries = table(clock)

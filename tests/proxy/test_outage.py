@@ -335,7 +335,7 @@ async def test_admin_route_is_off_without_a_secret(outage_stack: Stack) -> None:
 async def _edge(stack: Stack, folder: Path, cache_file: Path | None) -> tuple[web.AppRunner, str]:
     """Another edge on the same origin, signing with its own key (not the instance key)."""
     settings = stack.edge_app[SERVICES].settings
-    origin = dataclasses.replace(settings.origin, jwks_cache_file=str(cache_file or ""))
+    origin = dataclasses.replace(settings.origin, jwks_cache_file=cache_file)
     own_key = write_key(folder / "edge.pem", overwrite=True)
     app = create_app(
         dataclasses.replace(settings, origin=origin), clock=stack.clock, signing_keys=[own_key]

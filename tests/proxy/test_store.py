@@ -13,7 +13,7 @@ import pytest
 
 from minter import ClaimsRecord
 from proxy.config import Settings, StoreSettings
-from proxy.store import MemoryStore, RedisStore, SessionStore, open_store
+from proxy.store import MemoryStore, RedisStore, SessionStore, StoreUnavailable, open_store
 from tests.stack import Browser, FakeClock, Stack, decode, running_stack
 
 BACKENDS = ("memory", "redis")
@@ -243,6 +243,50 @@ async def test_memory_bound_evicts_the_least_recent_session_never_a_revocation(
     assert (await store.state("sess_1", "org_b", "user_1")).freshest is not None
     assert (await store.state("sess_3", "", "user_1")).client_key == "client_a"
     assert await store.is_revoked("sess_gone")
+
+
+async def test_memory_sign_outs_past_the_bound_make_the_store_refuse_while_they_live(
+    clock: FakeClock,
+) -> None:
+    store = memory_store(clock, max_entries=3)
+    await store.revoke(["sess_victim"])
+    clock.advance(10)
+    await store.mark_stale(session_ids=["sess_a"], user_ids=[], mark=5)
+    await store.revoke(["sess_a", "sess_b"])
+    assert (await store.state("sess_b", "", "user_1")).revoked, "within the bound: all kept"
+    await store.revoke(["sess_c"])  # the fourth pushes the oldest, the victim's, out
+    with pytest.raises(StoreUnavailable):
+        await store.state("sess_victim", "", "user_1")
+    with pytest.raises(StoreUnavailable):
+        await store.settle("sess_victim", "", None)
+    with pytest.raises(StoreUnavailable):
+        await store.is_revoked("sess_victim")
+    clock.advance(189)  # 199 s after the victim's sign-out, which lived 200 s
+    with pytest.raises(StoreUnavailable):
+        await store.state("sess_other", "", "user_1")
+    clock.advance(1)
+    assert not (await store.state("sess_victim", "", "user_1")).revoked
+    assert (await store.state("sess_c", "", "user_1")).revoked
+
+
+async def test_memory_stale_marks_past_the_bound_make_the_store_refuse(clock: FakeClock) -> None:
+    store = memory_store(clock, max_entries=2)
+    await store.mark_stale(session_ids=[], user_ids=["user_1", "user_2", "user_3"], mark=5)
+    with pytest.raises(StoreUnavailable):
+        await store.state("sess_1", "", "user_1")
+
+
+async def test_memory_a_client_list_lives_on_while_its_sessions_are_noted(
+    clock: FakeClock,
+) -> None:
+    store = memory_store(clock)
+    await store.note_client_session("client_a", "sess_1")
+    clock.advance(150)
+    await store.note_client_session("client_a", "sess_1")
+    clock.advance(150)  # 300 s after the first note, 150 s after the last
+    assert await store.client_sessions("client_a") == {"sess_1"}
+    clock.advance(50)
+    assert await store.client_sessions("client_a") == set()
 
 
 # -- the decision table through the edge -------------------------------------------------
