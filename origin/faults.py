@@ -1,9 +1,10 @@
-"""Fault injection for tests and load: added latency, 503s, hangs.
+"""Fault injection for tests and load: added latency, 500s, 503s, hangs.
 
 `settings.latency_ms` delays every FAPI answer. On top of that, the mode set
 through `POST /__origin/faults` (bearer secret key):
 
     ok        answer normally
+    error500  answer every FAPI request with a 500 Clerk error (a failing database)
     error503  answer every FAPI request with a 503 Clerk error
     hang      answer nothing until the mode changes (then follow the new mode)
     slow      add the posted `latency_ms` to every FAPI answer
@@ -20,11 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from origin.auth import require_bearer
-from origin.errors import BadRequest, Handler, ServiceUnavailable
+from origin.errors import BadRequest, Handler, InternalError, ServiceUnavailable
 from origin.responses import json_response
 from origin.state import STATE
 
-MODES = ("ok", "error503", "hang", "slow")
+MODES = ("ok", "error500", "error503", "hang", "slow")
 FAPI_PREFIXES = ("/v1/", "/.well-known/")
 
 
@@ -78,6 +79,8 @@ class Faults:
             raise ServiceUnavailable(
                 "The service is temporarily unavailable", headers={"Retry-After": "1"}
             )
+        if self.mode == "error500":
+            raise InternalError("The database could not be reached")
         delay_ms = base_latency_ms + (self.latency_ms if self.mode == "slow" else 0)
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)

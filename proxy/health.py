@@ -8,10 +8,13 @@
     └──────────────────────────────────  HALF_OPEN ── a probe fails ──▶ OPEN
 ```
 
-Failures are connect errors, timeouts, broken connections, 502/503/504, a
-200 without a token on the token route, and answers slower than `slow_s`
-(the answer is still used; it only counts against the origin). Any other
-answer, 4xx and 429 included, is the origin speaking for itself: a success.
+Failures are connect errors, timeouts, broken connections, every 5xx, a
+200 without a token on the token route, and answers slower than `slow_s`.
+A slow answer, or a 5xx other than 502/503/504 (`UNAVAILABLE_STATUSES`), is
+still the origin's answer and is passed on; it only counts against the
+origin (an origin whose database fails answers 500, and enough of those
+must open the breaker). Any other answer, 4xx and 429 included, is the
+origin speaking for itself: a success.
 
 Half-open lets one request at a time through as a probe: the first refresh
 that would go to the origin takes a lease (`probe_lease_s`, so a probe that
@@ -36,12 +39,13 @@ from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
-__all__ = ["FORCED_MODES", "BreakerState", "OriginHealth"]
+__all__ = ["FORCED_MODES", "UNAVAILABLE_STATUSES", "BreakerState", "OriginHealth"]
 
 log = logging.getLogger(__name__)
 
 FORCED_MODES = ("auto", "on", "off")
-_FAILURE_STATUSES = frozenset({502, 503, 504})
+# The origin could not answer this request: a refresh falls back to the edge.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
 class BreakerState(StrEnum):
@@ -132,7 +136,7 @@ class OriginHealth:
 
     def record_answer(self, status: int, elapsed_s: float) -> str | None:
         """Classify an answer the origin gave; the failure kind, or None for a success."""
-        if status in _FAILURE_STATUSES:
+        if 500 <= status <= 599:
             kind = f"status_{status}"
         elif elapsed_s > self._slow_s:
             kind = "slow"

@@ -47,6 +47,7 @@ from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
 from .forward import OriginAnswer, OriginFailure, fetch_buffered, read_capped
 from .headers import forwarded_response_headers
+from .health import UNAVAILABLE_STATUSES
 from .limits import LIMITS, SignBusy
 from .logs import note_decision
 from .services import SERVICES, Services
@@ -333,10 +334,10 @@ async def _to_origin(
         else:
             # 4xx and 429 are the origin's own answers: successes for the breaker.
             kind = services.health.record_answer(answer.status, elapsed)
-            if kind == "slow":  # still a good answer: used, only counted against the origin
-                services.metrics.origin_failures.labels(kind).inc()
-            elif kind is not None:
+            if answer.status in UNAVAILABLE_STATUSES:
                 failure = kind
+            elif kind is not None:  # slow, or a 500: the origin's answer, only counted
+                services.metrics.origin_failures.labels(kind).inc()
     if failure is not None or answer is None:
         services.metrics.origin_failures.labels(failure or "unknown").inc()
         state = _when_store_down(services, state, False)

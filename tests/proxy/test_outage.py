@@ -213,6 +213,25 @@ async def test_client_errors_and_rate_limits_from_the_origin_are_not_failures(
     assert health.state is BreakerState.CLOSED
     assert health.record_answer(504, 0.01) == "status_504"
     assert health.state is BreakerState.OPEN
+    assert OriginHealth(clock=FakeClock(0)).record_answer(500, 0.01) == "status_500"
+
+
+async def test_an_origin_answering_500_is_passed_on_and_opens_the_breaker(
+    outage_stack: Stack,
+) -> None:
+    stack, clock = outage_stack, outage_stack.clock
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = checked(await browser.refresh(sid)).jwt
+        await stack.origin_faults("error500")
+        clock.advance(MAX_AGE + 5)  # too old to mint in normal times: sent to the origin
+        for _ in range(BREAKER["breaker_failures"]):
+            answer = checked(await browser.refresh(sid, token=token))
+            assert (answer.status, answer.error_code) == (500, "internal_clerk_error")
+        assert health_of(stack).state is BreakerState.OPEN
+        outage = checked(await browser.refresh(sid, token=token)).jwt
+        assert decode(outage)[0]["oiat"] == decode(token)[0]["oiat"]
+    assert stack.decisions()[("minted", "outage")] == 1
 
 
 async def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
