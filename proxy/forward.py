@@ -139,12 +139,18 @@ async def fetch_buffered(
     raw_path: str,
     body: bytes,
 ) -> OriginAnswer:
-    """Send a (small, already read) request to the origin and read the whole answer."""
+    """Send a (small, already read) request to the origin and read the whole answer.
+
+    The edge reads these answers (a token, a sign-out's sessions), so it asks
+    for them uncompressed, whatever the client accepts.
+    """
+    headers = upstream.request_headers(request)
+    headers["Accept-Encoding"] = "identity"
     try:
         async with upstream.session.request(
             request.method,
             upstream.target(raw_path),
-            headers=upstream.request_headers(request),
+            headers=headers,
             data=body,
             allow_redirects=False,
             timeout=upstream.token_timeout,

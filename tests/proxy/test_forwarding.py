@@ -225,6 +225,43 @@ async def test_content_length_is_recomputed_never_copied(tmp_path: Path) -> None
     assert len(de.all("Content-Length")) + len(de.all("Transfer-Encoding")) == 1
 
 
+async def test_answers_the_edge_reads_are_asked_for_uncompressed(tmp_path: Path) -> None:
+    """A CDN in front of the origin compresses whenever allowed; the edge must read
+    a refresh's token and a sign-out's sessions, so it asks for those plain."""
+    token_answer = b'{"object":"token","jwt":"a.b.c"}'
+
+    async def respond(received: Received) -> bytes:
+        if "gzip" in ",".join(received.all("Accept-Encoding")):
+            return answer_bytes(headers=[("Content-Encoding", "gzip")], body=gzip.compress(b"{}"))
+        return answer_bytes(headers=[("Content-Type", "application/json")], body=token_answer)
+
+    accepts = "Accept-Encoding: gzip, deflate, br"
+    form = "Content-Type: application/x-www-form-urlencoded"
+    body = b"organization_id="
+    async with RawOrigin(respond) as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        refresh = await exchange(
+            edge,
+            get(
+                "/v1/client/sessions/sess_1/tokens",
+                accepts,
+                form,
+                f"Content-Length: {len(body)}",
+                method="POST",
+                body=body,
+            ),
+        )
+        sign_out = await exchange(edge, get("/v1/client", accepts, method="DELETE"))
+        other = await exchange(edge, get("/v1/environment", accepts))
+    to_refresh, to_sign_out, to_other = origin.forwarded()
+    assert to_refresh.all("Accept-Encoding") == ["identity"]
+    assert to_sign_out.all("Accept-Encoding") == ["identity"]
+    assert to_other.all("Accept-Encoding") == ["gzip, deflate, br"], "the rest is untouched"
+    answer = parse_answer(refresh)
+    assert (answer.status, answer.body) == (200, token_answer)
+    assert parse_answer(sign_out).status == 200
+    assert parse_answer(other).all("Content-Encoding") == ["gzip"]
+
+
 @pytest.mark.parametrize("preserve_host", [False, True])
 async def test_host_is_the_origins_or_the_clients_per_config(
     tmp_path: Path, preserve_host: bool
