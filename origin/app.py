@@ -49,6 +49,9 @@ def _routes(app: web.Application) -> None:
     r.add_post(sessions + "/remove", fapi_sessions.post_remove, name="session_remove")
     r.add_delete(sessions, fapi_sessions.delete_session, name="session_delete")
     r.add_post(sessions, fapi_sessions.post_session, name="session_post")
+    r.add_post(
+        "/v1/me/sessions/{sid}/revoke", fapi_sessions.post_me_session_revoke, name="me_revoke"
+    )
     # Backend API
     r.add_patch(
         "/backend/v1/organizations/{org_id}/memberships/{user_id}",

@@ -1,4 +1,6 @@
-"""FAPI: one session of the requesting client: tokens, touch, sign-outs."""
+"""FAPI: one session of the requesting client: tokens, touch, sign-outs; and
+`POST /v1/me/sessions/{sid}/revoke`, the signed-in user ending one of their
+sessions on another device."""
 
 from __future__ import annotations
 
@@ -129,3 +131,22 @@ async def post_session(request: web.Request) -> web.Response:
     if request.query.get("_method", "").upper() == "DELETE":
         return await delete_session(request)
     raise web.HTTPMethodNotAllowed("POST", ["DELETE"])
+
+
+async def post_me_session_revoke(request: web.Request) -> web.Response:
+    """Revoke a session of the signed-in user (the client's last active session's user)."""
+    state = request.app[STATE]
+    client = find_client(state, request)
+    current_id = client.last_active_session_id if client is not None else None
+    current = state.store.session(current_id) if current_id is not None else None
+    if client is None or current is None or current.status != "active":
+        raise SignedOut("You are signed out")
+    session_id = request.match_info["sid"]
+    session = state.store.session(session_id)
+    if session is None or session.user_id != current.user_id:
+        raise NotFound(f"Session {session_id} not found", meta={"param_name": "session_id"})
+    if session.client_id == client.id:
+        return await _finish(request, "revoked")
+    if session.status == "active":
+        state.store.set_session_status(session.id, "revoked", state.now_ms())
+    return _session_answer(state, request, client, session.id)

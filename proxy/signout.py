@@ -1,7 +1,9 @@
 """Learning sign-outs from the traffic the edge forwards.
 
 Recognised shapes (on the raw path, after the prefix):
-`POST /v1/client/sessions/{sid}/end`, `POST .../remove`,
+`POST /v1/client/sessions/{sid}/end`, `POST .../remove`, `POST .../revoke`,
+`POST /v1/me/sessions/{sid}/revoke` (the user ending a session on another
+device, from their session list),
 `DELETE /v1/client/sessions/{sid}` (or `POST` with `_method=DELETE`), and
 `DELETE /v1/client` and `DELETE /v1/client/sessions` (what clerk-js's
 `signOut()` sends, as `POST ?_method=DELETE`), which name no session:
@@ -36,7 +38,7 @@ from minter.jws import b64url_decode, split_compact
 __all__ = ["SignOut", "session_ids_in", "session_ids_in_cookies", "sign_out_of"]
 
 _SESSION_SIGN_OUT = re.compile(
-    r"/v1/client/sessions/(?P<sid>[A-Za-z0-9_]{1,128})(?P<action>/end|/remove)?"
+    r"/v1/(?:client|me)/sessions/(?P<sid>[A-Za-z0-9_]{1,128})(?P<action>/end|/remove|/revoke)?"
 )
 _WHOLE_CLIENT = frozenset({"/v1/client", "/v1/client/sessions"})
 _MAX_ANSWER_BYTES = 1024 * 1024

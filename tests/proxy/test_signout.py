@@ -61,6 +61,7 @@ async def assert_minted_at_edge(stack: Stack, browser: Browser, sid: str, token:
 SHAPES = [
     ("POST", "/v1/client/sessions/{sid}/end"),
     ("POST", "/v1/client/sessions/{sid}/remove"),
+    ("POST", "/v1/me/sessions/{sid}/revoke"),
     ("DELETE", "/v1/client/sessions/{sid}"),
     ("POST", "/v1/client/sessions/{sid}?_method=DELETE"),
     ("DELETE", "/v1/client"),
@@ -92,6 +93,19 @@ async def test_unauthenticated_sign_out_of_someone_elses_session_revokes_nothing
         answer = await stranger.request(method, path.format(sid=sid))
         assert 400 <= answer.status < 500, answer.body
         await assert_minted_at_edge(stack, alice, sid, token)
+
+
+async def test_a_session_revoked_from_another_device_stops_edge_mints(stack: Stack) -> None:
+    async with Browser(stack.fapi) as laptop, Browser(stack.fapi) as phone:
+        sid, token = await edge_minted(stack, laptop)
+        await phone.sign_in()  # the same user, another client
+        answer = await phone.request("POST", f"/v1/me/sessions/{sid}/revoke")
+        assert answer.status == 200, answer.body
+        assert answer.body["response"]["status"] == "revoked"
+        await assert_not_minted_at_edge(stack, laptop, sid, token)
+        await phone.sign_in(BOB)  # now the phone's active session is Bob's
+        answer = await phone.request("POST", f"/v1/me/sessions/{sid}/revoke")
+        assert answer.status == 404, "only the session's own user may revoke it"
 
 
 async def test_whole_client_sign_out_takes_the_session_from_a_verified_cookie(
