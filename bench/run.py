@@ -473,7 +473,12 @@ def main() -> None:
                     lua=rotating_script(folder, "mint-coalesced", mints),
                     **run,
                 )
-            workers = {**every, "SESSION_MINTER_SERVER__WORKERS": "2"}
+            workers = {
+                **every,
+                "SESSION_MINTER_SERVER__WORKERS": "2",
+                # Like for like with one worker's memory store; sign-outs are not measured.
+                "SESSION_MINTER_STORE__MEMORY_PER_WORKER": "true",
+            }
             with process([*CLI, "serve", "--config", str(config)], None, workers):
                 wait_workers(f"{edge}/healthz", 2)
                 # Scaling, like for like: both workers and the one-worker figure it is

@@ -13,12 +13,12 @@ configured `origin.outage`.
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 import orjson
 from aiohttp import web
 
+from .bearer import bearer_matches
 from .errors import clerk_error, json_response
 from .forward import read_capped
 from .health import FORCED_MODES
@@ -32,19 +32,12 @@ ADMIN_OUTAGE_PATH = "/__minter/admin/outage"
 _MAX_BODY = 4 * 1024
 
 
-def _authorized(request: web.Request, secret: str) -> bool:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode("utf-8"), secret.encode("utf-8")
-    )
-
-
 async def handle_admin_outage(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     secret = services.settings.admin.secret
     if not secret:
         return clerk_error(request, 404, "resource_not_found", "the admin API is disabled")
-    if not _authorized(request, secret):
+    if not bearer_matches(request, secret):
         return clerk_error(request, 401, "unauthorized", "the admin secret is missing or wrong")
     health = services.health
     if request.method == "POST":

@@ -110,6 +110,12 @@ class OriginSettings:
         _require(self.timeout_s > 0, "origin.timeout_s", "must be > 0")
         _require(self.outage in ("auto", "on", "off"), "origin.outage", 'is "auto", "on" or "off"')
         _require(self.breaker_failures >= 1, "origin.breaker_failures", "must be >= 1")
+        # Zero would fetch the JWKS in a loop, refetch on every unknown kid, or spin the prober.
+        _require(self.jwks_refresh_s >= 1, "origin.jwks_refresh_s", "must be >= 1")
+        _require(self.jwks_min_refetch_s >= 1, "origin.jwks_min_refetch_s", "must be >= 1")
+        _require(self.breaker_window_s > 0, "origin.breaker_window_s", "must be > 0")
+        _require(self.breaker_open_s > 0, "origin.breaker_open_s", "must be > 0")
+        _require(self.slow_answer_s > 0, "origin.slow_answer_s", "must be > 0")
 
     @property
     def base_url(self) -> str:
@@ -162,6 +168,8 @@ class StoreSettings:
     socket_timeout_s: float = 0.5  # Redis command timeout
     when_unavailable: str = "origin"  # store down: "origin" (no edge mints; 503 if the
     # origin is down too) or "mint" (outage mints without revocation checks)
+    memory_per_worker: bool = False  # allow the memory store with server.workers > 1: each
+    # worker then sees only the sign-outs it forwards (benchmarks; use redis in production)
 
     def __post_init__(self) -> None:
         _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
@@ -224,6 +232,17 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     reference_origin: ReferenceOriginSettings = field(default_factory=ReferenceOriginSettings)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.server.workers == 1
+            or self.store.backend != "memory"
+            or self.store.memory_per_worker,
+            "store.backend",
+            'must be "redis" with server.workers > 1: each worker\'s memory store would see'
+            " only the sign-outs that reach that worker (store.memory_per_worker = true"
+            " allows it anyway)",
+        )
 
 
 SECRET_KEYS = frozenset(

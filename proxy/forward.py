@@ -69,11 +69,11 @@ class Upstream:
     token_timeout: aiohttp.ClientTimeout
     stream_timeout: aiohttp.ClientTimeout
 
-    def target(self, raw_path: str) -> URL:
-        path = raw_path
+    def target(self, raw_target: str) -> URL:
+        path, mark, query = raw_target.partition("?")
         if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
             path = path[len(self.prefix) :] or "/"
-        return URL(self.base_url + path, encoded=True)
+        return URL(self.base_url + path + mark + query, encoded=True)
 
     def request_headers(self, request: web.Request) -> CIMultiDict[str]:
         peer = request.remote or ""

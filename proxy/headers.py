@@ -2,7 +2,8 @@
 
 Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive,
 Proxy-Connection and Trailer) and every header named in `Connection` are
-dropped in both directions; `Content-Length` is never copied (the client
+dropped in both directions, and `Expect` from requests (the edge answers
+it); `Content-Length` is never copied (the client
 library recomputes it from the body it sends). Duplicate headers keep their
 order, so several `Set-Cookie` lines all reach the client.
 """
@@ -43,8 +44,11 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
     return frozenset(names)
 
 
+# The edge itself answered `Expect: 100-continue` and holds the body: the origin,
+# asked to send a 100 first, might never, and the request would hang.
+_ANSWERED_BY_THE_EDGE = frozenset({"expect"})
 _ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
-_DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED
+_DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED | _ANSWERED_BY_THE_EDGE
 
 
 def _end_to_end_pairs(headers: Headers, drop: frozenset[str]) -> list[tuple[str, str]]:

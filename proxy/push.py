@@ -10,12 +10,12 @@ endpoint off (every call gets 401), so a missing setting never opens it.
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 import orjson
 from aiohttp import web
 
+from .bearer import bearer_matches
 from .errors import clerk_error, json_response
 from .forward import read_capped
 from .services import SERVICES
@@ -30,17 +30,6 @@ _MAX_IDS = 10_000
 _LISTS = ("revoked_sessions", "stale_sessions", "stale_users")
 
 
-def _authorized(request: web.Request, secret: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    expected = secret.encode("utf-8")
-    return (
-        bool(secret)
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(presented.strip().encode("utf-8"), expected)
-    )
-
-
 def _id_list(document: dict[str, object], name: str) -> list[str] | None:
     value = document.get(name, [])
     if not isinstance(value, list) or len(value) > _MAX_IDS:
@@ -52,7 +41,7 @@ def _id_list(document: dict[str, object], name: str) -> list[str] | None:
 
 async def handle_push(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    if not _authorized(request, services.settings.push.secret):
+    if not bearer_matches(request, services.settings.push.secret):
         return clerk_error(request, 401, "unauthorized", "the push secret is missing or wrong")
     body = await read_capped(request, _MAX_PUSH_BYTES)
     if body is None:

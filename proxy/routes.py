@@ -2,6 +2,9 @@
 
 Matching is on the raw request target, byte for byte (no decoding, no
 normalisation), so what is not exactly an edge route is forwarded as sent.
+An absolute-form target (`http://host/...`) is refused with a 400: the
+edge is a reverse proxy for one origin. (aiohttp's router answers other
+targets that are not a path, such as `*`, with its own 404.)
 The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
 `/metrics` are answered at the root (`/metrics` only when no
 `server.metrics_port` is set; with one, it is served there alone). Each
@@ -39,6 +42,11 @@ _OPERATIONS = frozenset({"/healthz", "/readyz", "/metrics"})
 async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     raw_path, _, query = request.raw_path.partition("?")
+    if not raw_path.startswith("/"):  # absolute-form: this is no forward proxy
+        note_route(request, "refused")
+        return clerk_error(
+            request, 400, "invalid_request_target", "send the request target as a path"
+        )
     server = services.settings.server
     prefix = server.prefix
     if (
@@ -76,9 +84,17 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 def _jwks(request: web.Request, services: Services) -> web.Response:
     keyring = services.keyring
     headers = {"Cache-Control": "public, max-age=300", "ETag": keyring.jwks_etag}
-    if request.headers.get("If-None-Match") == keyring.jwks_etag:
+    if _matches(request.headers.get("If-None-Match"), keyring.jwks_etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=keyring.jwks_body, content_type="application/json", headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or any listed tag equal to `etag` by weak comparison."""
+    if if_none_match is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 async def _operations(request: web.Request, services: Services, path: str) -> web.Response:

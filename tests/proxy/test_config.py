@@ -61,6 +61,12 @@ MISTAKES = [
     ('[store]\nbackend = "etcd"\n', 'store.backend: is "memory" or "redis"'),
     ("[server]\nport = 80\n[server]\n", "not valid TOML"),
     ('[keys]\nsigning = ["keys/absent.pem"]\n', "keys.signing: cannot read"),
+    ("[server]\nworkers = 2\n", 'store.backend: must be "redis" with server.workers > 1'),
+    ("[origin]\njwks_refresh_s = 0\n", "origin.jwks_refresh_s: must be >= 1"),
+    ("[origin]\njwks_min_refetch_s = 0\n", "origin.jwks_min_refetch_s: must be >= 1"),
+    ("[origin]\nbreaker_open_s = 0\n", "origin.breaker_open_s: must be > 0"),
+    ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
+    ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
 ]
 
 
@@ -120,6 +126,25 @@ def test_zero_workers_on_the_command_line_is_one_line(
 
 
 # -- environment overrides -----------------------------------------------------------------
+
+
+def test_workers_on_the_command_line_with_the_memory_store_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, "")
+    code, _, err = run_cli(capsys, "serve", "--config", str(path), "--workers", "2")
+    assert (code, err.count("\n")) == (2, 1)
+    assert 'store.backend: must be "redis" with server.workers > 1' in err
+    allowed = settings_from_mapping(
+        {"server": {"workers": 2}, "store": {"memory_per_worker": True}}
+    )
+    assert (allowed.server.workers, allowed.store.backend) == (2, "memory")
+    assert (
+        settings_from_mapping(
+            {"server": {"workers": 2}, "store": {"backend": "redis"}}
+        ).server.workers
+        == 2
+    )
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:

@@ -268,6 +268,23 @@ async def test_a_token_the_edge_signed_is_known_when_it_comes_back(stack: Stack)
     }
 
 
+async def test_published_jwks_answers_304_to_a_matching_if_none_match(stack: Stack) -> None:
+    async with Browser(stack.fapi) as browser:
+        first = await browser.request("GET", "/.well-known/jwks.json")
+        etag = first.headers["ETag"]
+        assert first.status == 200
+        assert first.headers["Cache-Control"].startswith("public")
+        for matching in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            again = await browser.request(
+                "GET", "/.well-known/jwks.json", headers={"If-None-Match": matching}
+            )
+            assert (again.status, again.headers["ETag"]) == (304, etag), matching
+        other = await browser.request(
+            "GET", "/.well-known/jwks.json", headers={"If-None-Match": '"other"'}
+        )
+    assert (other.status, other.body) == (200, first.body)
+
+
 async def test_edge_tokens_verify_with_an_independent_library(stack: Stack) -> None:
     async with Browser(stack.fapi) as browser:
         sid = await browser.sign_in()

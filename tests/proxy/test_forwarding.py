@@ -491,6 +491,54 @@ async def test_raw_targets_lose_only_the_prefix(tmp_path: Path, target: str) -> 
     assert received.target == target
 
 
+async def test_a_query_on_the_bare_prefix_loses_the_prefix(tmp_path: Path) -> None:
+    server = ServerSettings(prefix="/__clerk")
+    async with (
+        RawOrigin() as origin,
+        edge_in_front(origin.url, tmp_path, server=server) as (edge, _),
+    ):
+        await exchange(edge, get("/__clerk?x=1"))
+        await exchange(edge, get("/__clerk"))
+        await exchange(edge, get("/__clerkish?x=1"))
+    assert [r.target for r in origin.forwarded()] == ["/?x=1", "/", "/__clerkish?x=1"]
+
+
+@pytest.mark.parametrize(
+    "target", ["http://evil.example/v1/client", "https://h/v1/client/sessions/sess_1/tokens"]
+)
+async def test_an_absolute_form_target_is_a_400_never_forwarded(
+    tmp_path: Path, target: str
+) -> None:
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(edge, get(target, method="POST"))
+    assert_clerk_error(raw, 400, "invalid_request_target")
+    assert origin.forwarded() == []
+
+
+async def test_expect_100_continue_is_answered_by_the_edge_not_passed_on(tmp_path: Path) -> None:
+    body = b"a body the origin must get"
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        reader, writer = await asyncio.open_connection(*host_port(edge))
+        try:
+            writer.write(
+                get(
+                    "/v1/upload",
+                    f"Content-Length: {len(body)}",
+                    "Expect: 100-continue",
+                    method="POST",
+                )
+            )
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100 ")
+            writer.write(body)
+            answer = parse_answer(await asyncio.wait_for(reader.read(), GUARD_S))
+        finally:
+            writer.close()
+    assert answer.status == 200
+    [received] = origin.forwarded()
+    assert received.all("Expect") == []
+    assert received.body == body
+
+
 # -- origin failures ----------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
@@ -28,6 +29,7 @@ from proxy.cookieguard import clears_session_cookie, without_sign_out_cookies
 from proxy.health import BreakerState, OriginHealth
 from proxy.keygen import write_key
 from proxy.services import SERVICES
+from tests.proxy.raw_origin import exchange, parse_answer
 from tests.stack import (
     ALICE,
     Answer,
@@ -343,6 +345,25 @@ async def test_admin_call_forces_outage_on_off_and_back_to_auto(
         assert read.body["mode"] == "auto"
         assert read.body["breaker"] == "open"
     assert stack.decisions()[("minted", "outage")] == 4
+
+
+async def test_admin_and_push_refuse_a_secret_that_is_not_utf8_with_a_401(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with running_stack(
+        tmp_path, clock, tokens=TOKENS, origin=BREAKER, admin=AdminSettings(ADMIN_SECRET)
+    ) as stack:
+        for path in ("/__minter/admin/outage", "/__minter/push"):
+            raw = await exchange(
+                stack.edge_url,
+                f"POST {path} HTTP/1.1\r\nHost: edge\r\n".encode()
+                + b"Authorization: Bearer \xff\xfe\r\nContent-Length: 2\r\n"
+                + b"Connection: close\r\n\r\n{}",
+            )
+            answer = parse_answer(raw)
+            assert answer.status == 401, (path, answer.body)
+            assert orjson.loads(answer.body)["errors"][0]["code"] == "unauthorized"
+        assert health_of(stack).forced == "auto"
 
 
 async def test_admin_route_is_off_without_a_secret(outage_stack: Stack) -> None:

@@ -122,6 +122,9 @@ signing = [{signing}]
 [push]
 secret = "{PUSH_SECRET}"
 
+[store]
+memory_per_worker = true  # the process tests run two workers without Redis
+
 {UNLIMITED}""",
         encoding="utf-8",
     )
