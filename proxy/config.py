@@ -95,7 +95,7 @@ class OriginSettings:
     jwks_min_refetch_s: int = 10  # at most one unknown-kid refetch per this many seconds
     jwks_cache_file: Path | None = None  # last good origin JWKS kept here across restarts
     preserve_host: bool = False  # send the client's Host (else the origin's host)
-    breaker_failures: int = 5  # failures within breaker_window_s that open the breaker
+    breaker_failures: int = 5  # failures in a row within breaker_window_s open the breaker
     breaker_window_s: float = 10.0
     breaker_open_s: float = 5.0  # open this long before a half-open probe
     slow_answer_s: float = 2.0  # a token answer slower than this counts as a failure

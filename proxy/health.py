@@ -1,7 +1,7 @@
 """Origin health: a circuit breaker over origin failures, and outage mode.
 
 ```
-            N failures within window_s
+     N failures in a row within window_s
   CLOSED ───────────────────────────────▶ OPEN (outage mode)
     ▲                                       │ open_s later
     │ a probe succeeds                      ▼
@@ -15,6 +15,12 @@ still the origin's answer and is passed on; it only counts against the
 origin (an origin whose database fails answers 500, and enough of those
 must open the breaker). Any other answer, 4xx and 429 included, is the
 origin speaking for itself: a success.
+
+Failures count in a row: a success clears them (an origin failing now and
+then is not down; 502/503/504 on a refresh fall back to an edge mint one
+by one anyway). Answers that arrive while the breaker is open, to requests
+sent before it opened, change nothing, successes included: only a probe
+closes it.
 
 Half-open lets one request at a time through as a probe: the first refresh
 that would go to the origin takes a lease (`probe_lease_s`, so a probe that
@@ -149,6 +155,8 @@ class OriginHealth:
     def record_success(self) -> None:
         self._failures.clear()
         self._probe_until = float("-inf")
+        if self.state is BreakerState.OPEN:
+            return  # a late answer to a request sent before it opened: the probe decides
         if self._opened_at is not None:
             self._opened_at = None
             log.warning("origin breaker closed: the origin answers again")

@@ -236,6 +236,20 @@ async def test_an_origin_answering_500_is_passed_on_and_opens_the_breaker(
     assert stack.decisions()[("minted", "outage")] == 1
 
 
+async def test_a_late_success_while_open_does_not_close_the_breaker() -> None:
+    clock = FakeClock(1000)
+    health = OriginHealth(clock=clock, failure_threshold=2, window_s=10, open_for_s=5)
+    health.record_failure("timeout")
+    health.record_failure("timeout")
+    assert health.state is BreakerState.OPEN
+    assert health.record_answer(200, 0.01) is None  # sent before it opened, answered now
+    assert health.state is BreakerState.OPEN, "only a probe closes it"
+    clock.advance(5)
+    health.attempt()
+    assert health.record_answer(200, 0.01) is None
+    assert health.state is BreakerState.CLOSED
+
+
 async def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
     clock = FakeClock(1000)
     health = OriginHealth(clock=clock, failure_threshold=3, window_s=10, open_for_s=5)
