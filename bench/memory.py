@@ -111,9 +111,14 @@ async def _time_calls(
         found += state.freshest is not None
     state_us = (time.perf_counter() - started) / rounds * 1e6
     assert found == rounds
+    oiats = [
+        (await store.state(session_id, organization_id, user_id)).freshest
+        for session_id, organization_id, user_id in picks
+    ]
     started = time.perf_counter()
-    for session_id, organization_id, _ in picks:
-        await store.settle(session_id, organization_id, None)
+    for (session_id, organization_id, user_id), freshest in zip(picks, oiats, strict=True):
+        oiat = freshest.oiat if freshest is not None else 0
+        await store.settle(session_id, organization_id, user_id, oiat=oiat, record=None)
     settle_us = (time.perf_counter() - started) / rounds * 1e6
     records = {
         (session_id, organization_id): (await store.state(session_id, organization_id, user_id))

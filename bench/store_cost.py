@@ -71,9 +71,9 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-async def _mint_path(store: SessionStore, sid: str, record: ClaimsRecord | None) -> None:
+async def _mint_path(store: SessionStore, sid: str, oiat: int, record: ClaimsRecord | None) -> None:
     await store.state(sid, "org_acme", "user_bench")
-    await store.settle(sid, "org_acme", record)
+    await store.settle(sid, "org_acme", "user_bench", oiat=oiat, record=record)
 
 
 async def _measure(store: SessionStore, rounds: int, concurrency: int, fresher: bool) -> float:
@@ -91,7 +91,9 @@ async def _measure(store: SessionStore, rounds: int, concurrency: int, fresher: 
                 record = ClaimsRecord(
                     oiat=base.oiat + step + 1, cat=base.cat, claims=CLAIMS, origin_lifetime_s=60
                 )
-            await _mint_path(store, f"sess_{index}", record)
+            await _mint_path(
+                store, f"sess_{index}", base.oiat if record is None else record.oiat, record
+            )
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(index) for index in range(concurrency)))

@@ -51,7 +51,7 @@ from .health import UNAVAILABLE_STATUSES
 from .limits import LIMITS, SignBusy
 from .logs import note_decision
 from .services import SERVICES, Services
-from .store import StoreUnavailable
+from .store import Settled, StoreUnavailable
 from .tokenlog import token_hint
 
 __all__ = ["TOKEN_PATH", "handle_refresh"]
@@ -243,28 +243,38 @@ async def _mint(
             services.coalescer.keep(identity, signed)
         services.signed.add(session_id, signed, header_json, claims_json)
         jwt = signed
-    store = services.store
-    organization_id = refresh.verified.organization_id  # type: ignore[union-attr]
+    verified: VerifiedToken = refresh.verified  # type: ignore[assignment]
+    settled: Settled | None = None
     try:
-        # One round trip: keep fresher posted claims, and see a sign-out that
-        # landed while this token was being signed.
-        revoked = await store.settle(session_id, organization_id, plan.remember)
+        # One round trip: see a sign-out, fresher claims or a stale mark that
+        # landed while this token was being signed, else keep fresher posted claims.
+        settled = await services.store.settle(
+            session_id,
+            verified.organization_id,
+            str(verified.claims["sub"]),
+            oiat=plan.record.oiat,
+            record=plan.remember,
+        )
     except StoreUnavailable:
         services.metrics.store_errors.inc()
-        revoked_state = _when_store_down(services, None, not plan.outage)
-    else:
-        revoked_state = SessionState(revoked=True) if revoked else state
-    if revoked_state is None or revoked_state.revoked:
-        # Asked again with what the store now says: this never yields a Mint.
+        state = _when_store_down(services, None, not plan.outage)
+        if state is not None:  # `when_unavailable = "mint"` in an outage: it leaves
+            settled = Settled.KEPT
+    if settled is not Settled.KEPT:
+        if settled is Settled.REVOKED:
+            state = SessionState(revoked=True)
+        elif settled is Settled.SUPERSEDED:  # decided again on what the store now holds
+            state = await _state(services, verified, session_id)
+        # Asked again with what the store now says: the token signed above stays here.
         decision = decide(
             refresh.request,
-            refresh.verified,
-            revoked_state,
+            verified,
+            state,
             now=now,
             bounds=services.bounds,
             origin_available=services.health.available and not plan.outage,
         )
-        return await _act(request, services, refresh, decision, revoked_state, now)
+        return await _act(request, services, refresh, decision, state, now)
     services.metrics.mint_seconds.observe((), time.perf_counter() - started)
     _record(request, services, "minted", "outage" if plan.outage else "edge")
     body = b'{"object":"token","jwt":"' + jwt.encode("ascii") + b'"}'

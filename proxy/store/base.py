@@ -10,15 +10,24 @@ Per client credential: the session ids seen on its token requests, so a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Protocol
 
 from minter import ClaimsRecord, SessionState
 
-__all__ = ["SessionStore", "StoreUnavailable"]
+__all__ = ["SessionStore", "Settled", "StoreUnavailable"]
 
 
 class StoreUnavailable(Exception):
     """The store cannot be read or written right now (e.g. Redis is down)."""
+
+
+class Settled(StrEnum):
+    """What the store says of a token signed at the edge, before it leaves."""
+
+    KEPT = "kept"  # nothing changed meanwhile: it may leave
+    REVOKED = "revoked"  # the session was signed out while it was being signed
+    SUPERSEDED = "superseded"  # fresher claims or a stale mark arrived meanwhile
 
 
 class SessionStore(Protocol):
@@ -29,10 +38,20 @@ class SessionStore(Protocol):
         """Keep `record` unless one with a higher `oiat` is stored; True when kept."""
 
     async def settle(
-        self, session_id: str, organization_id: str, record: ClaimsRecord | None
-    ) -> bool:
-        """After an edge mint, in one step: keep `record` as `remember` would
-        (when given) and say whether the session is revoked (then nothing is kept)."""
+        self,
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        *,
+        oiat: int,
+        record: ClaimsRecord | None,
+    ) -> Settled:
+        """After an edge mint of claims as of `oiat`, in one round trip: REVOKED
+        when the session is signed out, SUPERSEDED when claims fresher than `oiat`
+        are stored for the session and organization or a stale mark of the session
+        or user is at or after `oiat` (no token with a lower `oiat` than one
+        already issued may leave), else keep `record` as `remember` would (when
+        given) and answer KEPT."""
 
     async def is_revoked(self, session_id: str) -> bool: ...
 

@@ -43,7 +43,7 @@ import orjson
 from minter import ClaimsRecord, SessionState
 
 from ..expiring import ExpiringTable
-from .base import StoreUnavailable
+from .base import Settled, StoreUnavailable
 
 __all__ = ["MemoryStore"]
 
@@ -222,14 +222,27 @@ class MemoryStore:
         return True
 
     async def settle(
-        self, session_id: str, organization_id: str, record: ClaimsRecord | None
-    ) -> bool:
+        self,
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        *,
+        oiat: int,
+        record: ClaimsRecord | None,
+    ) -> Settled:
         self._vouch()
         if session_id in self._revoked:
-            return True
+            return Settled.REVOKED
+        for mark in (self._stale_sessions.get(session_id), self._stale_users.get(user_id)):
+            if mark is not None and mark >= oiat:
+                return Settled.SUPERSEDED
+        session = self._sessions.get(session_id)
+        stored = None if session is None else session.record_for(organization_id, self._timer())
+        if stored is not None and _HEADER.unpack_from(stored)[1] > oiat:
+            return Settled.SUPERSEDED
         if record is not None:
             await self.remember(session_id, organization_id, record)
-        return False
+        return Settled.KEPT
 
     async def is_revoked(self, session_id: str) -> bool:
         self._vouch()

@@ -15,8 +15,8 @@ a session live in one slot and every script touches one slot only):
 Writes that compare are Lua scripts (atomic on the server): raising a
 record is a compare-and-set on `oiat` (equal allowed, lower refused), a
 stale mark only ever rises. `state` is one pipelined round trip (HMGET,
-MGET, GET); `settle` after an edge mint is one more (an EXISTS, or one
-script when the posted claims are fresher than the stored ones). The user's
+MGET, GET); `settle` after an edge mint is one more (a script over the
+session's keys, and a GET of the user's stale mark). The user's
 stale mark sits in another slot, so on Cluster that pipeline fans out to two
 nodes in parallel; no script ever spans slots.
 
@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from minter import ClaimsRecord, SessionState
 
-from .base import StoreUnavailable
+from .base import Settled, StoreUnavailable
 from .pending import PendingRevocations
 
 __all__ = ["RedisStore"]
@@ -63,17 +63,25 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
+# KEYS: record, revoked, session stale mark. ARGV: the minted oiat, the posted record
+# to keep ("" for none) and its TTL. 0 kept, 1 revoked, 2 superseded.
 _SETTLE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 1
 end
-local current = redis.call('HGET', KEYS[1], 'o')
-if not current or tonumber(current) <= tonumber(ARGV[1]) then
+local oiat = tonumber(ARGV[1])
+local mark = tonumber(redis.call('GET', KEYS[3]))
+local current = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if (mark and mark >= oiat) or (current and current > oiat) then
+  return 2
+end
+if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'o', ARGV[1], 'd', ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 return 0
 """
+_SETTLED = (Settled.KEPT, Settled.REVOKED, Settled.SUPERSEDED)
 
 _RAISE_MARK = """
 local current = tonumber(redis.call('GET', KEYS[1]))
@@ -201,19 +209,30 @@ class RedisStore:
         return bool(kept)
 
     async def settle(
-        self, session_id: str, organization_id: str, record: ClaimsRecord | None
-    ) -> bool:
+        self,
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        *,
+        oiat: int,
+        record: ClaimsRecord | None,
+    ) -> Settled:
         if session_id in self.pending:
-            return True
-        if record is None:
-            return await self.is_revoked(session_id)
-        revoked = await self._run(
-            self._settle(
-                keys=[_record_key(session_id, organization_id), _revoked_key(session_id)],
-                args=[record.oiat, _pack(record), self._record_ttl_s],
+            return Settled.REVOKED
+        # The user's mark lives in another slot: read in the same round trip.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            keys = [_record_key(session_id, organization_id), _revoked_key(session_id)]
+            await self._settle(
+                keys=[*keys, _stale_key(session_id)],
+                args=[oiat, b"" if record is None else _pack(record), self._record_ttl_s],
+                client=pipe,
             )
-        )
-        return bool(revoked)
+            pipe.get(_user_stale_key(user_id))
+            outcome, user_mark = await self._run(pipe.execute())
+        settled = _SETTLED[int(outcome)]
+        if settled is Settled.KEPT and user_mark is not None and int(user_mark) >= oiat:
+            return Settled.SUPERSEDED
+        return settled
 
     async def is_revoked(self, session_id: str) -> bool:
         if session_id in self.pending:

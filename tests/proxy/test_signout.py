@@ -14,7 +14,7 @@ from yarl import URL
 from minter import ClaimsRecord, SigningKey, sign_compact
 from proxy.keygen import write_key
 from proxy.services import SERVICES
-from proxy.store import SessionStore
+from proxy.store import SessionStore, Settled
 from tests.proxy.raw_origin import (
     RawOrigin,
     Received,
@@ -221,12 +221,65 @@ class RevokesWhileSigning:
         return getattr(self.inner, name)
 
     async def settle(
-        self, session_id: str, organization_id: str, record: ClaimsRecord | None
-    ) -> bool:
+        self,
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        *,
+        oiat: int,
+        record: ClaimsRecord | None,
+    ) -> Settled:
         if session_id == self.session_id and not self.landed:
             self.landed = True
             await self.inner.revoke([session_id])
-        return await self.inner.settle(session_id, organization_id, record)
+        return await self.inner.settle(
+            session_id, organization_id, user_id, oiat=oiat, record=record
+        )
+
+
+class OriginAnswersWhileSigning:
+    """A store through which another tab's `force_origin` refresh is answered by the
+    origin, and learned, exactly while this edge is signing a clone of older claims."""
+
+    def __init__(self, inner: SessionStore, other_tab: Browser, session_id: str) -> None:
+        self.inner = inner
+        self.other_tab = other_tab
+        self.session_id = session_id
+        self.fresher: str | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def settle(
+        self,
+        session_id: str,
+        organization_id: str,
+        user_id: str,
+        *,
+        oiat: int,
+        record: ClaimsRecord | None,
+    ) -> Settled:
+        if session_id == self.session_id and self.fresher is None:
+            answer = await self.other_tab.refresh(session_id, force_origin=True)
+            self.fresher = answer.jwt
+        return await self.inner.settle(
+            session_id, organization_id, user_id, oiat=oiat, record=record
+        )
+
+
+async def test_fresher_claims_landing_while_a_mint_is_in_flight_win(stack: Stack) -> None:
+    services = stack.edge_app[SERVICES]
+    async with Browser(stack.fapi) as browser:
+        sid, token = await edge_minted(stack, browser)
+        racing = OriginAnswersWhileSigning(services.store, browser, sid)
+        services.store = racing  # type: ignore[assignment]
+        before = minted(stack)
+        answer = await browser.refresh(sid, token=token)
+    assert racing.fresher is not None
+    fresher_oiat = decode(racing.fresher)[0]["oiat"]
+    assert fresher_oiat > decode(token)[0]["oiat"], "control: the origin's claims are fresher"
+    assert decode(answer.jwt)[0]["oiat"] == fresher_oiat, "no older oiat left the edge"
+    assert minted(stack) == before + 1, "cloned again, from the fresher claims"
 
 
 async def test_sign_out_landing_while_a_mint_is_in_flight_is_honoured(stack: Stack) -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from minter import ClaimsRecord
 from proxy.config import Settings, StoreSettings
-from proxy.store import MemoryStore, RedisStore, SessionStore, StoreUnavailable, open_store
+from proxy.store import (
+    MemoryStore,
+    RedisStore,
+    SessionStore,
+    Settled,
+    StoreUnavailable,
+    open_store,
+)
 from tests.stack import Browser, FakeClock, Stack, decode, running_stack
 
 BACKENDS = ("memory", "redis")
@@ -121,16 +128,42 @@ async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionSt
     assert (await store.state("sess_1", "", "user_2")).stale_mark == 500
 
 
+async def settle(
+    store: SessionStore, oiat: int, kept: ClaimsRecord | None = None, *, user: str = "user_1"
+) -> Settled:
+    return await store.settle("sess_1", "", user, oiat=oiat, record=kept)
+
+
 async def test_settle_keeps_fresher_claims_and_reports_revocation(store: SessionStore) -> None:
-    assert not await store.settle("sess_1", "", record(100))
-    assert not await store.settle("sess_1", "", record(90))
-    assert not await store.settle("sess_1", "", None)
+    assert await settle(store, 100, record(100)) is Settled.KEPT
+    assert await settle(store, 100) is Settled.KEPT
     freshest = (await store.state("sess_1", "", "user_1")).freshest
     assert freshest is not None
-    assert freshest.oiat == 100, "settle never lowers the stored oiat"
+    assert freshest.oiat == 100
     await store.revoke(["sess_1"])
-    assert await store.settle("sess_1", "", record(200))
-    assert await store.settle("sess_1", "", None)
+    assert await settle(store, 200, record(200)) is Settled.REVOKED
+    assert await settle(store, 200) is Settled.REVOKED
+    freshest = (await store.state("sess_1", "", "user_1")).freshest
+    assert freshest is not None
+    assert freshest.oiat == 100, "a revoked session keeps nothing"
+
+
+async def test_settle_says_superseded_when_fresher_claims_or_a_stale_mark_landed(
+    store: SessionStore,
+) -> None:
+    await store.remember("sess_1", "", record(150))  # the origin answered another tab
+    assert await settle(store, 100) is Settled.SUPERSEDED, "a lower oiat must not leave"
+    assert await settle(store, 90, record(90)) is Settled.SUPERSEDED
+    freshest = (await store.state("sess_1", "", "user_1")).freshest
+    assert freshest is not None
+    assert freshest.oiat == 150, "settle never lowers the stored oiat"
+    assert await settle(store, 150) is Settled.KEPT, "as fresh as the stored claims"
+    await store.mark_stale(session_ids=[], user_ids=["user_1"], mark=160)
+    assert await settle(store, 160) is Settled.SUPERSEDED, "the user's mark"
+    assert await settle(store, 170, user="user_2") is Settled.KEPT
+    await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=170)
+    assert await settle(store, 170, user="user_2") is Settled.SUPERSEDED, "the session's mark"
+    assert await settle(store, 171, record(171), user="user_2") is Settled.KEPT
 
 
 async def test_client_sessions_are_listed_once_each(store: SessionStore) -> None:
@@ -258,7 +291,7 @@ async def test_memory_sign_outs_past_the_bound_make_the_store_refuse_while_they_
     with pytest.raises(StoreUnavailable):
         await store.state("sess_victim", "", "user_1")
     with pytest.raises(StoreUnavailable):
-        await store.settle("sess_victim", "", None)
+        await store.settle("sess_victim", "", "user_1", oiat=1, record=None)
     with pytest.raises(StoreUnavailable):
         await store.is_revoked("sess_victim")
     clock.advance(189)  # 199 s after the victim's sign-out, which lived 200 s
