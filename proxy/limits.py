@@ -5,8 +5,8 @@ Three limits, each applied where it cannot be turned against someone else:
 - **Per client IP, before anything else** (before the body is read or a
   signature checked): `per_ip_per_s` with bursts of `per_ip_burst`. The IP is
   the TCP peer; `X-Forwarded-For` is believed only when the peer is one of
-  `server.trusted_proxies`, and then its last entry (the one that trusted
-  proxy appended) names the client. IPv6 clients are keyed by their /64, the
+  `server.trusted_proxies`, and then its last entry that is not itself a
+  trusted proxy (behind a CDN and a balancer, both listed) names the client. IPv6 clients are keyed by their /64, the
   smallest block a single host is usually given.
 - **Per verified session, after verification**: `per_session_per_s` with
   bursts of `per_session_burst`, keyed only on the `sid` of a token whose
@@ -182,8 +182,12 @@ def client_ip(request: web.Request, trusted_proxies: frozenset[str]) -> str:
     if peer in trusted_proxies:
         forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        # From the right: the first hop that is not itself a trusted proxy is the client.
+        for hop in reversed(hops):
+            if hop not in trusted_proxies:
+                return _ip_key(hop)
         if hops:
-            return _ip_key(hops[-1])
+            return _ip_key(hops[0])
     return _ip_key(peer)
 
 

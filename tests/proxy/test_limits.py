@@ -112,6 +112,19 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
         ]
     # Behind a trusted proxy the last hop names the client: the fourth is 203.0.113.0 again.
     assert statuses == [200, 200, 200, 429]
+    server = ServerSettings(trusted_proxies=("127.0.0.1", "192.0.2.9"))
+    (tmp_path / "chained").mkdir()
+    async with (
+        running_stack(tmp_path / "chained", clock, limits=limits, server=server) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        statuses = [
+            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
+            for h in [{"X-Forwarded-For": f"198.51.100.{n}, 192.0.2.9"} for n in (1, 2, 1)]
+        ]
+    # Behind a CDN (192.0.2.9) and a balancer, both trusted: the hop before the CDN.
+    assert statuses == [200, 200, 429]
 
 
 async def test_garbage_on_a_victims_path_does_not_drain_the_victims_session_budget(
