@@ -16,14 +16,19 @@ from aiohttp import web
 __all__ = ["clerk_error", "cors_headers", "json_response"]
 
 
+_NO_ORIGIN = {"Vary": "Origin"}  # an answer that depends on Origin says so, sent or not
+
+
 def cors_headers(request: web.Request) -> dict[str, str]:
-    """The CORS headers the origin sends on FAPI answers: echo Origin, allow credentials."""
+    """The CORS headers the origin sends on FAPI answers: echo Origin, allow
+    credentials, expose `Authorization` (native and dev-browser clients read it)."""
     origin = request.headers.get("Origin")
     if not origin:
-        return {}
+        return _NO_ORIGIN
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Expose-Headers": "Authorization",
         "Vary": "Origin",
     }
 

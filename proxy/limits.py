@@ -6,8 +6,9 @@ Three limits, each applied where it cannot be turned against someone else:
   signature checked): `per_ip_per_s` with bursts of `per_ip_burst`. The IP is
   the TCP peer; `X-Forwarded-For` is believed only when the peer is one of
   `server.trusted_proxies`, and then its last entry that is not itself a
-  trusted proxy (behind a CDN and a balancer, both listed) names the client. IPv6 clients are keyed by their /64, the
-  smallest block a single host is usually given.
+  trusted proxy (behind a CDN and a balancer, both listed) names the client.
+  IPv6 clients are keyed by their /64, the smallest block a single host is
+  usually given.
 - **Per verified session, after verification**: `per_session_per_s` with
   bursts of `per_session_burst`, keyed only on the `sid` of a token whose
   signature and claims passed. Garbage posted to a victim's path never

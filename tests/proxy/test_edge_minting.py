@@ -60,6 +60,27 @@ async def test_refresh_with_token_is_minted_at_edge_with_same_claims_and_oiat(
     assert c2["jti"] != c1["jti"]
 
 
+CORS = (
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Expose-Headers",
+    "Vary",
+)
+
+
+async def test_an_edge_mint_carries_the_cors_headers_of_an_origin_mint(stack: Stack) -> None:
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        from_origin = await browser.refresh(sid)
+        stack.clock.advance(5)
+        from_edge = await browser.refresh(sid, token=from_origin.jwt)
+    assert stack.decisions()[("minted", "edge")] == 1
+    origin_cors = {name: from_origin.headers.getall(name) for name in CORS}
+    assert origin_cors["Access-Control-Allow-Origin"] == [browser.origin]
+    assert {name: from_edge.headers.getall(name) for name in CORS} == origin_cors
+    assert from_edge.headers["Cache-Control"] == "no-store"
+
+
 async def test_force_origin_in_body_reaches_origin_without_edge_fields(stack: Stack) -> None:
     async with Browser(stack.fapi) as browser:
         sid = await browser.sign_in()
