@@ -135,10 +135,21 @@ class OriginHealth:
 
     # -- reports -------------------------------------------------------------
 
-    def attempt(self) -> None:
-        """A refresh is about to be sent to the origin: in half-open it is the probe."""
-        if self._opened_at is not None and self.state is BreakerState.HALF_OPEN:
-            self._probe_until = self._clock() + self._probe_lease_s
+    def attempt(self) -> bool:
+        """A request is about to be sent to the origin: in half-open it takes the probe
+        lease. False when it may not go: half-open, and another request holds the lease
+        (refreshes that all saw the origin available before any was sent are not all
+        let through to an origin that is recovering)."""
+        if (
+            self._forced == "auto"
+            and self._opened_at is not None
+            and self.state is BreakerState.HALF_OPEN
+        ):
+            now = self._clock()
+            if now < self._probe_until:
+                return False
+            self._probe_until = now + self._probe_lease_s
+        return True
 
     def record_answer(self, status: int, elapsed_s: float) -> str | None:
         """Classify an answer the origin gave; the failure kind, or None for a success."""

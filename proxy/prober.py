@@ -29,8 +29,10 @@ async def probe_once(
     url: str,
     client_timeout: aiohttp.ClientTimeout,
 ) -> str | None:
-    """Probe the origin now; the failure kind, or None when it answered well."""
-    health.attempt()
+    """Probe the origin now; the failure kind, or None when it answered well (or when
+    a refresh holds the probe lease: that refresh is the probe)."""
+    if not health.attempt():
+        return None
     started = time.perf_counter()
     try:
         async with session.get(url, allow_redirects=False, timeout=client_timeout) as response:

@@ -323,7 +323,8 @@ async def _to_origin(
     failure: str | None = None
     answer: OriginAnswer | None = None
     jwt: str | None = None
-    services.health.attempt()
+    if not services.health.attempt():  # half-open, and another request is the probe
+        return await _without_origin(request, services, refresh, state, now)
     try:
         answer = await fetch_buffered(
             services.origin,
@@ -350,18 +351,7 @@ async def _to_origin(
                 services.metrics.origin_failures.labels(kind).inc()
     if failure is not None or answer is None:
         services.metrics.origin_failures.labels(failure or "unknown").inc()
-        state = _when_store_down(services, state, False)
-        fallback = decide(
-            refresh.request,
-            refresh.verified,
-            state,
-            now=now,
-            bounds=services.bounds,
-            origin_available=False,
-        )
-        if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
-            raise AssertionError("decide routed to an unavailable origin")
-        return await _act(request, services, refresh, fallback, state, now)
+        return await _without_origin(request, services, refresh, state, now)
     _record(request, services, "origin", decision.label)
     if jwt is not None and refresh.request.template is None:
         await _learn(services, refresh.request, jwt)
@@ -369,6 +359,28 @@ async def _to_origin(
     if answer.status >= 500:
         headers = without_sign_out_cookies(headers, now=services.clock())
     return web.Response(status=answer.status, body=answer.body, headers=headers)
+
+
+async def _without_origin(
+    request: web.Request,
+    services: Services,
+    refresh: _Refresh,
+    state: SessionState | None,
+    now: int,
+) -> web.StreamResponse:
+    """Decide again with the origin unavailable: an outage mint, a 422 or a 503."""
+    state = _when_store_down(services, state, False)
+    fallback = decide(
+        refresh.request,
+        refresh.verified,
+        state,
+        now=now,
+        bounds=services.bounds,
+        origin_available=False,
+    )
+    if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
+        raise AssertionError("decide routed to an unavailable origin")
+    return await _act(request, services, refresh, fallback, state, now)
 
 
 async def _learn(services: Services, refreshed: RefreshRequest, jwt: str) -> None:

@@ -245,7 +245,7 @@ async def test_a_late_success_while_open_does_not_close_the_breaker() -> None:
     assert health.record_answer(200, 0.01) is None  # sent before it opened, answered now
     assert health.state is BreakerState.OPEN, "only a probe closes it"
     clock.advance(5)
-    health.attempt()
+    assert health.attempt()
     assert health.record_answer(200, 0.01) is None
     assert health.state is BreakerState.CLOSED
 
@@ -265,12 +265,13 @@ async def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
     clock.advance(5)
     assert health.state is BreakerState.HALF_OPEN
     assert health.available
-    health.attempt()  # one probe at a time
+    assert health.attempt()  # one probe at a time
     assert not health.available
+    assert not health.attempt(), "a second request, which saw it available, is held back"
     health.record_failure("connect")
     assert health.state is BreakerState.OPEN
     clock.advance(5)
-    health.attempt()
+    assert health.attempt()
     health.record_success()
     assert health.state is BreakerState.CLOSED
     assert health.available
