@@ -116,9 +116,9 @@ async def _time_calls(
         for session_id, organization_id, user_id in picks
     ]
     started = time.perf_counter()
-    for (session_id, organization_id, user_id), freshest in zip(picks, oiats, strict=True):
+    for (session_id, organization_id, _), freshest in zip(picks, oiats, strict=True):
         oiat = freshest.oiat if freshest is not None else 0
-        await store.settle(session_id, organization_id, user_id, oiat=oiat, record=None)
+        await store.settle(session_id, organization_id, oiat=oiat, record=None)
     settle_us = (time.perf_counter() - started) / rounds * 1e6
     records = {
         (session_id, organization_id): (await store.state(session_id, organization_id, user_id))

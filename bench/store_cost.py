@@ -73,7 +73,7 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 async def _mint_path(store: SessionStore, sid: str, oiat: int, record: ClaimsRecord | None) -> None:
     await store.state(sid, "org_acme", "user_bench")
-    await store.settle(sid, "org_acme", "user_bench", oiat=oiat, record=record)
+    await store.settle(sid, "org_acme", oiat=oiat, record=record)
 
 
 async def _measure(store: SessionStore, rounds: int, concurrency: int, fresher: bool) -> float:
@@ -113,7 +113,7 @@ async def _run(rounds: int, levels: list[int], redis_url: str) -> None:
                 print(f"{backend:<8}{concurrency:>12}{steady:>16.1f}{fresher:>17.1f}")
         finally:
             await store.close()
-    print("round trips per edge mint (Redis): 1 read (state) + 1 settle (EXISTS or one script)")
+    print("round trips per edge mint (Redis): 1 read (state) + 1 settle (one script)")
 
 
 def main() -> None:

@@ -249,11 +249,7 @@ async def _mint(
         # One round trip: see a sign-out, fresher claims or a stale mark that
         # landed while this token was being signed, else keep fresher posted claims.
         settled = await services.store.settle(
-            session_id,
-            verified.organization_id,
-            str(verified.claims["sub"]),
-            oiat=plan.record.oiat,
-            record=plan.remember,
+            session_id, verified.organization_id, oiat=plan.record.oiat, record=plan.remember
         )
     except StoreUnavailable:
         services.metrics.store_errors.inc()

@@ -27,7 +27,7 @@ class Settled(StrEnum):
 
     KEPT = "kept"  # nothing changed meanwhile: it may leave
     REVOKED = "revoked"  # the session was signed out while it was being signed
-    SUPERSEDED = "superseded"  # fresher claims or a stale mark arrived meanwhile
+    SUPERSEDED = "superseded"  # fresher claims or a stale mark of the session arrived
 
 
 class SessionStore(Protocol):
@@ -38,20 +38,19 @@ class SessionStore(Protocol):
         """Keep `record` unless one with a higher `oiat` is stored; True when kept."""
 
     async def settle(
-        self,
-        session_id: str,
-        organization_id: str,
-        user_id: str,
-        *,
-        oiat: int,
-        record: ClaimsRecord | None,
+        self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
-        """After an edge mint of claims as of `oiat`, in one round trip: REVOKED
-        when the session is signed out, SUPERSEDED when claims fresher than `oiat`
-        are stored for the session and organization or a stale mark of the session
-        or user is at or after `oiat` (no token with a lower `oiat` than one
-        already issued may leave), else keep `record` as `remember` would (when
-        given) and answer KEPT."""
+        """After an edge mint of claims as of `oiat`, in one round trip over the
+        session's own keys: REVOKED when the session is signed out, SUPERSEDED when
+        claims fresher than `oiat` are stored for the session and organization (no
+        token with a lower `oiat` than one already issued may leave) or the
+        session's stale mark is at or after `oiat`, else keep `record` as
+        `remember` would (when given) and answer KEPT.
+
+        A user's stale mark (in Redis, a key in another slot) is read by `state`
+        before signing only: a membership change that lands while a token is
+        being signed counts as landing just after it, and the next refresh goes
+        to the origin."""
 
     async def is_revoked(self, session_id: str) -> bool: ...
 

@@ -222,20 +222,14 @@ class MemoryStore:
         return True
 
     async def settle(
-        self,
-        session_id: str,
-        organization_id: str,
-        user_id: str,
-        *,
-        oiat: int,
-        record: ClaimsRecord | None,
+        self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
         self._vouch()
         if session_id in self._revoked:
             return Settled.REVOKED
-        for mark in (self._stale_sessions.get(session_id), self._stale_users.get(user_id)):
-            if mark is not None and mark >= oiat:
-                return Settled.SUPERSEDED
+        mark = self._stale_sessions.get(session_id)
+        if mark is not None and mark >= oiat:
+            return Settled.SUPERSEDED
         session = self._sessions.get(session_id)
         stored = None if session is None else session.record_for(organization_id, self._timer())
         if stored is not None and _HEADER.unpack_from(stored)[1] > oiat:

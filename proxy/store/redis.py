@@ -16,7 +16,7 @@ Writes that compare are Lua scripts (atomic on the server): raising a
 record is a compare-and-set on `oiat` (equal allowed, lower refused), a
 stale mark only ever rises. `state` is one pipelined round trip (HMGET,
 MGET, GET); `settle` after an edge mint is one more (a script over the
-session's keys, and a GET of the user's stale mark). The user's
+session's keys). The user's
 stale mark sits in another slot, so on Cluster that pipeline fans out to two
 nodes in parallel; no script ever spans slots.
 
@@ -209,30 +209,21 @@ class RedisStore:
         return bool(kept)
 
     async def settle(
-        self,
-        session_id: str,
-        organization_id: str,
-        user_id: str,
-        *,
-        oiat: int,
-        record: ClaimsRecord | None,
+        self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
         if session_id in self.pending:
             return Settled.REVOKED
-        # The user's mark lives in another slot: read in the same round trip.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            keys = [_record_key(session_id, organization_id), _revoked_key(session_id)]
-            await self._settle(
-                keys=[*keys, _stale_key(session_id)],
+        outcome = await self._run(
+            self._settle(
+                keys=[
+                    _record_key(session_id, organization_id),
+                    _revoked_key(session_id),
+                    _stale_key(session_id),
+                ],
                 args=[oiat, b"" if record is None else _pack(record), self._record_ttl_s],
-                client=pipe,
             )
-            pipe.get(_user_stale_key(user_id))
-            outcome, user_mark = await self._run(pipe.execute())
-        settled = _SETTLED[int(outcome)]
-        if settled is Settled.KEPT and user_mark is not None and int(user_mark) >= oiat:
-            return Settled.SUPERSEDED
-        return settled
+        )
+        return _SETTLED[int(outcome)]
 
     async def is_revoked(self, session_id: str) -> bool:
         if session_id in self.pending:

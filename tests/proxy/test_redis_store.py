@@ -44,7 +44,7 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
 
 async def write_everything(store: RedisStore) -> None:
     await store.remember("sess_1", "org_acme", record(100))
-    await store.settle("sess_1", "", "user_1", oiat=100, record=record(100))
+    await store.settle("sess_1", "", oiat=100, record=record(100))
     await store.revoke(["sess_1"])
     await store.mark_stale(session_ids=["sess_1"], user_ids=["user_1"], mark=100)
     await store.note_client_session("client_a", "sess_1")
@@ -86,8 +86,8 @@ async def test_nothing_listening_is_store_unavailable_everywhere() -> None:
         calls = [
             store.state("sess_1", "", "user_1"),
             store.remember("sess_1", "", record(1)),
-            store.settle("sess_1", "", "user_1", oiat=1, record=record(1)),
-            store.settle("sess_1", "", "user_1", oiat=1, record=None),
+            store.settle("sess_1", "", oiat=1, record=record(1)),
+            store.settle("sess_1", "", oiat=1, record=None),
             store.is_revoked("sess_1"),
             store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=1),
             store.note_client_session("client_a", "sess_1"),
@@ -139,7 +139,7 @@ async def test_a_sign_out_that_could_not_be_written_waits_and_is_retried(
             await edge.revoke(["sess_1"])
         assert len(edge.pending) == 1
         assert await edge.is_revoked("sess_1"), "this edge answers it as revoked meanwhile"
-        assert await edge.settle("sess_1", "", "user_1", oiat=1, record=None) == "revoked"
+        assert await edge.settle("sess_1", "", oiat=1, record=None) == "revoked"
         await asyncio.to_thread(own_redis.start)
         ready = await edge.ping()  # reachable again: the queue is written on the way
         assert ready

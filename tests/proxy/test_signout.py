@@ -221,20 +221,12 @@ class RevokesWhileSigning:
         return getattr(self.inner, name)
 
     async def settle(
-        self,
-        session_id: str,
-        organization_id: str,
-        user_id: str,
-        *,
-        oiat: int,
-        record: ClaimsRecord | None,
+        self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
         if session_id == self.session_id and not self.landed:
             self.landed = True
             await self.inner.revoke([session_id])
-        return await self.inner.settle(
-            session_id, organization_id, user_id, oiat=oiat, record=record
-        )
+        return await self.inner.settle(session_id, organization_id, oiat=oiat, record=record)
 
 
 class OriginAnswersWhileSigning:
@@ -251,20 +243,12 @@ class OriginAnswersWhileSigning:
         return getattr(self.inner, name)
 
     async def settle(
-        self,
-        session_id: str,
-        organization_id: str,
-        user_id: str,
-        *,
-        oiat: int,
-        record: ClaimsRecord | None,
+        self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
         if session_id == self.session_id and self.fresher is None:
             answer = await self.other_tab.refresh(session_id, force_origin=True)
             self.fresher = answer.jwt
-        return await self.inner.settle(
-            session_id, organization_id, user_id, oiat=oiat, record=record
-        )
+        return await self.inner.settle(session_id, organization_id, oiat=oiat, record=record)
 
 
 async def test_fresher_claims_landing_while_a_mint_is_in_flight_win(stack: Stack) -> None:

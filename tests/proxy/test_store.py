@@ -128,10 +128,8 @@ async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionSt
     assert (await store.state("sess_1", "", "user_2")).stale_mark == 500
 
 
-async def settle(
-    store: SessionStore, oiat: int, kept: ClaimsRecord | None = None, *, user: str = "user_1"
-) -> Settled:
-    return await store.settle("sess_1", "", user, oiat=oiat, record=kept)
+async def settle(store: SessionStore, oiat: int, kept: ClaimsRecord | None = None) -> Settled:
+    return await store.settle("sess_1", "", oiat=oiat, record=kept)
 
 
 async def test_settle_keeps_fresher_claims_and_reports_revocation(store: SessionStore) -> None:
@@ -158,12 +156,12 @@ async def test_settle_says_superseded_when_fresher_claims_or_a_stale_mark_landed
     assert freshest is not None
     assert freshest.oiat == 150, "settle never lowers the stored oiat"
     assert await settle(store, 150) is Settled.KEPT, "as fresh as the stored claims"
-    await store.mark_stale(session_ids=[], user_ids=["user_1"], mark=160)
-    assert await settle(store, 160) is Settled.SUPERSEDED, "the user's mark"
-    assert await settle(store, 170, user="user_2") is Settled.KEPT
     await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=170)
-    assert await settle(store, 170, user="user_2") is Settled.SUPERSEDED, "the session's mark"
-    assert await settle(store, 171, record(171), user="user_2") is Settled.KEPT
+    assert await settle(store, 170) is Settled.SUPERSEDED, "the session's mark"
+    assert await settle(store, 171, record(171)) is Settled.KEPT
+    await store.mark_stale(session_ids=[], user_ids=["user_1"], mark=180)
+    assert await settle(store, 175) is Settled.KEPT, "a user's mark is read before signing"
+    assert (await store.state("sess_1", "", "user_1")).stale_mark == 180
 
 
 async def test_client_sessions_are_listed_once_each(store: SessionStore) -> None:
@@ -291,7 +289,7 @@ async def test_memory_sign_outs_past_the_bound_make_the_store_refuse_while_they_
     with pytest.raises(StoreUnavailable):
         await store.state("sess_victim", "", "user_1")
     with pytest.raises(StoreUnavailable):
-        await store.settle("sess_victim", "", "user_1", oiat=1, record=None)
+        await store.settle("sess_victim", "", oiat=1, record=None)
     with pytest.raises(StoreUnavailable):
         await store.is_revoked("sess_victim")
     clock.advance(189)  # 199 s after the victim's sign-out, which lived 200 s
