@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,47 +85,54 @@ async def test_per_ip_limit_answers_before_anything_is_verified(
         assert (await browser.refresh(sid, token=token)).status == 200
 
 
+async def token_statuses(
+    folder: Path, clock: FakeClock, headers: list[dict[str, str]], **sections: Any
+) -> list[int]:
+    """One signed-in browser's token requests, one per header set: their statuses."""
+    async with running_stack(folder, clock, **sections) as stack, Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        path = f"/v1/client/sessions/{sid}/tokens"
+        return [(await browser.request("POST", path, headers=h)).status for h in headers]
+
+
+SPOOFED = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "headers", "expected"),
+    [
+        # An untrusted peer is keyed by its own address, whatever it claims.
+        ((), SPOOFED, [200, 429, 429]),
+        # Behind a trusted proxy the last hop names the client: the fourth is 203.0.113.0.
+        (
+            ("127.0.0.1",),
+            [*SPOOFED, {"X-Forwarded-For": "198.51.100.7, 203.0.113.0"}],
+            [200, 200, 200, 429],
+        ),
+        # Behind a CDN (192.0.2.9) and a balancer, both trusted: the hop before the CDN.
+        (
+            ("127.0.0.1", "192.0.2.9"),
+            [{"X-Forwarded-For": f"198.51.100.{n}, 192.0.2.9"} for n in (1, 2, 1)],
+            [200, 200, 429],
+        ),
+    ],
+    ids=["untrusted", "trusted", "chained"],
+)
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path,
+    clock: FakeClock,
+    trusted: tuple[str, ...],
+    headers: list[dict[str, str]],
+    expected: list[int],
 ) -> None:
-    limits = LimitSettings(per_ip_per_s=0.01, per_ip_burst=1)
-    async with (
-        running_stack(tmp_path, clock, limits=limits) as stack,
-        Browser(stack.fapi) as browser,
-    ):
-        sid = await browser.sign_in()
-        spoofed = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(3)]
-        statuses = [
-            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
-            for h in spoofed
-        ]
-    assert statuses == [200, 429, 429]
-    server = ServerSettings(trusted_proxies=("127.0.0.1",))
-    (tmp_path / "trusted").mkdir()
-    async with (
-        running_stack(tmp_path / "trusted", clock, limits=limits, server=server) as stack,
-        Browser(stack.fapi) as browser,
-    ):
-        sid = await browser.sign_in()
-        statuses = [
-            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
-            for h in [*spoofed, {"X-Forwarded-For": "198.51.100.7, 203.0.113.0"}]
-        ]
-    # Behind a trusted proxy the last hop names the client: the fourth is 203.0.113.0 again.
-    assert statuses == [200, 200, 200, 429]
-    server = ServerSettings(trusted_proxies=("127.0.0.1", "192.0.2.9"))
-    (tmp_path / "chained").mkdir()
-    async with (
-        running_stack(tmp_path / "chained", clock, limits=limits, server=server) as stack,
-        Browser(stack.fapi) as browser,
-    ):
-        sid = await browser.sign_in()
-        statuses = [
-            (await browser.request("POST", f"/v1/client/sessions/{sid}/tokens", headers=h)).status
-            for h in [{"X-Forwarded-For": f"198.51.100.{n}, 192.0.2.9"} for n in (1, 2, 1)]
-        ]
-    # Behind a CDN (192.0.2.9) and a balancer, both trusted: the hop before the CDN.
-    assert statuses == [200, 200, 429]
+    statuses = await token_statuses(
+        tmp_path,
+        clock,
+        headers,
+        limits=LimitSettings(per_ip_per_s=0.01, per_ip_burst=1),
+        server=ServerSettings(trusted_proxies=trusted),
+    )
+    assert statuses == expected
 
 
 async def test_garbage_on_a_victims_path_does_not_drain_the_victims_session_budget(
