@@ -18,6 +18,7 @@ Every answer the origin gives on failure has Clerk's body shape
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -136,6 +137,14 @@ def _from_http_exception(exc: web.HTTPException) -> ClerkAPIError:
     return InternalError()
 
 
+_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def _loggable_path(request: web.Request) -> str:
+    """The raw path without its query (where clients put tokens), JWT-shaped runs cut."""
+    return _JWT_SHAPED.sub("<jwt>", request.raw_path.partition("?")[0][:256])
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into Clerk's error shape, logging it once here."""
@@ -146,7 +155,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "clerk error",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": _loggable_path(request),
                 "status": exc.status,
                 "code": exc.code,
             },
@@ -158,9 +167,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         mapped = _from_http_exception(exc)
         log.info(
             "http error",
-            extra={"method": request.method, "path": request.path, "status": mapped.status},
+            extra={
+                "method": request.method,
+                "path": _loggable_path(request),
+                "status": mapped.status,
+            },
         )
         return error_response(mapped)
     except Exception:
-        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        log.exception(
+            "unhandled error",
+            extra={"method": request.method, "path": _loggable_path(request)},
+        )
         return error_response(InternalError())

@@ -145,6 +145,9 @@ def _origin(path: Path | None) -> int:
         host=settings.host,
         port=settings.port,
         print=lambda text: log.info("%s", text),
+        # aiohttp's access line holds the query, where clients put tokens
+        # (`expired_token`, `__clerk_db_jwt`): the origin's own lines name the path.
+        access_log=None,
     )
     return 0
 
@@ -176,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "origin":
             return _origin(args.config)
         if args.command == "demo":
+            configure_logging("text")  # as `serve`: malformed requests are one line
             # The walk-through prints what happens; per-request lines would bury it.
             for name in ("aiohttp.access", "session_minter.request", "origin"):
                 logging.getLogger(name).setLevel(logging.WARNING)

@@ -27,7 +27,8 @@ Choices the design leaves open:
 - Successful `/healthz`, `/readyz` and `/metrics` answers are counted but not
   logged: probes every few seconds would drown the lines that matter.
 - A request whose client went away before the answer is logged with status
-  499 (as nginx does), then the cancellation goes on.
+  499 (as nginx does), then the cancellation goes on; one whose client hung
+  up in the middle of its body likewise, without a traceback.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .metrics import Metrics
 from .requestlines import RequestLines
-from .tokenlog import token_hint
+from .tokenlog import hash_jwts
 
 __all__ = [
     "REQUEST_NOTE",
@@ -69,7 +70,6 @@ request_log = logging.getLogger("session_minter.request")
 _FIELDS = ("request_id", "method", "route", "path", "status", "decision", "reason", "latency_ms")
 _QUIET_ROUTES = frozenset({"healthz", "readyz", "metrics"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _MAX_PATH = 256
 _CLIENT_GONE = 499
 
@@ -101,10 +101,7 @@ def note_decision(request: web.Request, outcome: str, reason: str) -> None:
 
 def safe_path(raw_path: str) -> str:
     """The raw path, without its query, cut short, with JWT-shaped runs hashed."""
-    path = raw_path.partition("?")[0][:_MAX_PATH]
-    if "eyJ" not in path:  # every JWT-shaped run starts so
-        return path
-    return _JWT.sub(lambda match: f"<jwt:{token_hint(match[0])}>", path)
+    return hash_jwts(raw_path.partition("?")[0][:_MAX_PATH])
 
 
 # -- formatters -----------------------------------------------------------------
@@ -221,6 +218,11 @@ def install_request_log(
         except asyncio.CancelledError:
             status = _CLIENT_GONE
             raise
+        except ConnectionResetError:
+            # The client hung up while its body was being read: nobody is left to
+            # answer, and nothing failed here (aiohttp drops the unsendable answer).
+            status = _CLIENT_GONE
+            return web.Response(status=_CLIENT_GONE)
         finally:
             elapsed = time.perf_counter() - started
             metrics.requests.inc((note.route, str(status)))

@@ -7,7 +7,8 @@ writes the request line with its query, so `RedactQueryTokens` (a logging
 filter, installed on the `aiohttp.access` logger by the app factory)
 replaces those values with `<redacted:hash>` (the 12-character hint of
 `tokenlog.token_hint`, enough to correlate two lines) before any handler
-sees the record.
+sees the record, and then every other JWT-shaped run on the line (under a
+percent-encoded or unknown key, in the path, in a Referer) with `<jwt:hash>`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-from .tokenlog import token_hint
+from .tokenlog import hash_jwts, token_hint
 
 __all__ = ["QUERY_CREDENTIALS", "RedactQueryTokens", "install_access_log_redaction", "redact"]
 
@@ -27,8 +28,10 @@ _PATTERN = re.compile(
 
 
 def redact(text: str) -> str:
-    """`text` with the values of credential query parameters replaced by a hint."""
-    return _PATTERN.sub(lambda m: f"{m['key']}<redacted:{token_hint(m['value'])}>", text)
+    """`text` with the values of credential query parameters, and any other
+    JWT-shaped run, replaced by a hint."""
+    keyed = _PATTERN.sub(lambda m: f"{m['key']}<redacted:{token_hint(m['value'])}>", text)
+    return hash_jwts(keyed)
 
 
 class RedactQueryTokens(logging.Filter):

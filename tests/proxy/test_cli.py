@@ -18,6 +18,7 @@ from proxy.config import ConfigError
 from proxy.keygen import write_key
 from proxy.logs import JsonFormatter, TextFormatter, safe_path
 from proxy.process import ROTATION_LEEWAY_S, event_loop_factory, reload_keys
+from proxy.redact import redact
 from proxy.services import SERVICES
 from tests.stack import Browser, Stack, decode
 
@@ -114,6 +115,19 @@ def test_logged_paths_hold_no_token_and_no_query() -> None:
     assert path.startswith("/v1/things/<jwt:")
     assert path.endswith(">/x")
     assert len(safe_path("/" + "a" * 5000)) == 256
+
+
+def test_access_lines_hold_no_jwt_under_any_key_nor_in_a_referer() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
+    line = (
+        f'127.0.0.1 "POST /v1/client/sessions/sess_1/tokens?expired%5Ftoken={jwt}'
+        f'&custom={jwt}&__clerk_db_jwt=opaque HTTP/1.1" 200 "https://app.test/?t={jwt}"'
+    )
+    cleaned = redact(line)
+    assert "eyJ" not in cleaned
+    assert "opaque" not in cleaned, "a named credential goes even when not JWT-shaped"
+    assert cleaned.count("<jwt:") == 3
+    assert cleaned.startswith('127.0.0.1 "POST /v1/client/sessions/sess_1/tokens?expired%5Ftoken=')
 
 
 # -- key rotation, in time ---------------------------------------------------------------------

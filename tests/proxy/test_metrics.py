@@ -338,3 +338,26 @@ async def test_readyz_fails_while_redis_is_down_and_store_errors_are_counted(
             assert decisions_moved(before, after) == {("origin", "store"): 1}
             await asyncio.to_thread(own_redis.start)
             await wait_for_status(stack.edge_url, "/readyz", 200)
+
+
+async def test_a_client_hanging_up_mid_body_is_a_499_without_a_traceback(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = stack.edge_url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /v1/client/sessions/sess_x/tokens HTTP/1.1\r\nHost: edge\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+        b"organization_id="
+    )
+    await writer.drain()
+    writer.close()  # 984 bytes short
+    await writer.wait_closed()
+    # Each scrape is a round trip through the edge's loop, which saw the hang-up first.
+    for _ in range(20):
+        samples = await scrape(stack.edge_url)
+        if value(samples, "session_minter_requests_total", route="token", status="499"):
+            break
+    assert value(samples, "session_minter_requests_total", route="token", status="499") == 1
+    assert value(samples, "session_minter_requests_total", route="token", status="500") == 0
+    assert not [r for r in caplog.records if r.exc_info or "Error handling" in r.getMessage()]

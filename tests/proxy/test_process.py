@@ -27,6 +27,7 @@ from origin import OriginSettings as ReferenceSettings
 from origin import create_app as create_origin_app
 from proxy.keygen import write_key
 from tests.proxy.served import (
+    SERVE,
     TIMEOUT_S,
     UNLIMITED,
     Edge,
@@ -363,3 +364,57 @@ async def test_serves_on_the_configured_event_loop(tmp_path: Path, loop: str) ->
                 sid = await browser.sign_in()
                 token = (await browser.refresh(sid)).jwt
                 assert (await browser.refresh(sid, token=token)).status == 200
+
+
+async def test_the_origin_command_logs_no_token_from_a_query_or_path(tmp_path: Path) -> None:
+    port = free_port()
+    key_path = tmp_path / "keys" / "instance.pem"
+    write_key(key_path)
+    config = tmp_path / "origin.toml"
+    config.write_text(
+        f"""
+[server]
+log_format = "json"
+
+[reference_origin]
+host = "127.0.0.1"
+port = {port}
+database = "origin.db"
+signing_key = "keys/instance.pem"
+secret_key = "{SECRET_KEY}"
+edges = []
+""",
+        encoding="utf-8",
+    )
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEifQ.c2lnbmF0dXJlLWJ5dGVz"
+    log = tmp_path / "origin.log"
+    base = f"http://127.0.0.1:{port}"
+    process = _start(["origin", "--config", str(config)], log)
+    try:
+        await until(lambda: _answers(base + "/v1/jwks"), "the origin answering")
+        for target in (
+            f"/v1/client/sessions/sess_x/tokens?expired_token={jwt}&__clerk_db_jwt={jwt}",
+            f"/v1/client/sessions/{jwt}/tokens",
+        ):
+            async with (
+                aiohttp.ClientSession() as client,
+                client.post(base + target, data={"organization_id": ""}) as answer,
+            ):
+                assert answer.status in (401, 404)  # an error line names the path
+    finally:
+        process.terminate()
+        assert await exit_code(process) == 0
+    text = log.read_text()
+    assert '"clerk error"' in text
+    assert "c2lnbmF0dXJlLWJ5dGVz" not in text, text
+
+
+async def _answers(url: str) -> bool:
+    return await status_of(url) == 200
+
+
+def _start(arguments: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [str(SERVE), *arguments], stdout=sink, stderr=sink
+        )
