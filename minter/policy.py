@@ -19,6 +19,12 @@ actually leaves the edge, and no token older than one already issued for
 that session and organization is ever minted. A mint whose `exp` would fall
 within `min_remaining_s` of `oiat + bound` goes to the origin instead.
 
+Stored claims are kept per session and organization, whichever app's
+request brought them, but `azp` names the app a token was issued to (the
+origin sets it from the request's `Origin`): a clone of stored claims
+keeps the posted token's `azp`, so several apps sharing one session (two
+subdomains on one instance) never receive each other's.
+
 Rule 4's client check binds edge mints to the client the origin last
 served the session to (a hash of its `__client` cookie or native
 `authorization` header): a token lifted from a page and replayed from
@@ -33,7 +39,7 @@ the claims allow it, a Mint under the outage bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from .claims import ClaimsRecord, record_of
@@ -193,7 +199,7 @@ def _plan_mint(
         stored = None
     posted = record_of(verified)
     if stored is not None and stored.oiat > posted.oiat:
-        record, remember = stored, None
+        record, remember = _for_the_posting_app(stored, verified), None
     else:
         record, remember = posted, posted if stored is None or posted.oiat > stored.oiat else None
     bound = bounds.max_claims_age_s if available else bounds.outage_max_claims_age_s
@@ -215,3 +221,16 @@ def _plan_mint(
         outage=not available,
         remember=remember,
     )
+
+
+def _for_the_posting_app(stored: ClaimsRecord, verified: VerifiedToken) -> ClaimsRecord:
+    """The stored claims with the posted token's `azp` (or none, when it had none)."""
+    azp = verified.claims.get("azp")
+    if stored.claims.get("azp") == azp:
+        return stored
+    claims = dict(stored.claims)
+    if azp is None:
+        del claims["azp"]
+    else:
+        claims["azp"] = azp
+    return replace(stored, claims=claims)

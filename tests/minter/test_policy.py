@@ -10,6 +10,7 @@ from minter import (
     BadSignature,
     Bounds,
     ClaimRejected,
+    ClaimsRecord,
     KeySet,
     Mint,
     Reason,
@@ -336,6 +337,25 @@ def test_a_fresher_stored_record_is_cloned_instead_of_the_posted_token() -> None
     assert decision == Mint(
         record=stored, lifetime_s=45, not_after=FRESH + 10 + 300, outage=False, remember=None
     )
+
+
+def test_a_clone_of_stored_claims_keeps_the_posting_apps_azp() -> None:
+    """Two apps on one session: the stored claims came from the other app's refresh."""
+    stored = record(oiat=FRESH + 10)
+    stored_claims = {**stored.claims, "azp": "https://dashboard.example.test"}
+    other_app = ClaimsRecord(stored.oiat, stored.cat, stored_claims, stored.origin_lifetime_s)
+    token = verified(oiat=FRESH)
+    assert token.claims["azp"] != stored_claims["azp"]
+    decision = run(request(), token, SessionState(freshest=other_app))
+    assert isinstance(decision, Mint)
+    assert decision.record.claims["azp"] == token.claims["azp"]
+    assert {**decision.record.claims, "azp": "x"} == {**stored_claims, "azp": "x"}
+    assert other_app.claims["azp"] == "https://dashboard.example.test", "the store's untouched"
+    no_azp = dict(token.claims)
+    del no_azp["azp"]
+    decision = run(request(), verified(oiat=FRESH, claims=no_azp), SessionState(freshest=other_app))
+    assert isinstance(decision, Mint)
+    assert "azp" not in decision.record.claims
 
 
 def test_a_posted_token_fresher_than_the_store_is_remembered() -> None:

@@ -81,6 +81,28 @@ async def test_an_edge_mint_carries_the_cors_headers_of_an_origin_mint(stack: St
     assert from_edge.headers["Cache-Control"] == "no-store"
 
 
+async def test_two_apps_on_one_session_keep_their_own_azp(stack: Stack) -> None:
+    app, dashboard = "https://app.example.test", "https://dashboard.example.test"
+    async with Browser(stack.fapi, origin=app) as browser:  # one __client for both apps
+        sid = await browser.sign_in()
+        app_token = (await browser.refresh(sid)).jwt
+        stack.clock.advance(30)
+        dashboard_token = (
+            await browser.request(
+                "POST",
+                f"/v1/client/sessions/{sid}/tokens",
+                data={"organization_id": ""},
+                headers={"Origin": dashboard},
+            )
+        ).jwt  # the fresher claims in the store now came from the dashboard's request
+        stack.clock.advance(15)
+        cloned = (await browser.refresh(sid, token=app_token)).jwt
+    assert decode(dashboard_token)[1]["azp"] == dashboard
+    assert stack.decisions()[("minted", "edge")] == 1
+    assert decode(cloned)[0]["oiat"] == decode(dashboard_token)[0]["oiat"], "the fresher claims"
+    assert decode(cloned)[1]["azp"] == app, "issued to the app that asked"
+
+
 async def test_force_origin_in_body_reaches_origin_without_edge_fields(stack: Stack) -> None:
     async with Browser(stack.fapi) as browser:
         sid = await browser.sign_in()
