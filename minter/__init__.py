@@ -39,6 +39,7 @@ from .policy import (
     decide,
 )
 from .verify import (
+    IGNORED_CAT,
     MAX_TOKEN_BYTES,
     SESSION_TOKEN_CAT,
     VerifiedToken,
@@ -49,6 +50,7 @@ from .verify import (
 )
 
 __all__ = [
+    "IGNORED_CAT",
     "MAX_TOKEN_BYTES",
     "SESSION_TOKEN_CAT",
     "AlgorithmMismatch",

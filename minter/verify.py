@@ -42,6 +42,7 @@ from .jws import b64url_decode, parse_json_object, parse_own_json, split_compact
 from .keys import PublicKey
 
 __all__ = [
+    "IGNORED_CAT",
     "MAX_TOKEN_BYTES",
     "SESSION_TOKEN_CAT",
     "VerifiedToken",
@@ -53,6 +54,10 @@ __all__ = [
 
 MAX_TOKEN_BYTES = 16 * 1024
 SESSION_TOKEN_CAT = "cl_B7d4PD111AAA"  # noqa: S105 - the token class, not a secret
+# Instances with Clerk's `use_ignore_jwt_cat` stamp this on every token class, and
+# @clerk/backend accepts it as a session token (`isNonSessionJwtCategory`): so does the edge.
+IGNORED_CAT = "cl_I7d4PD111III"
+_SESSION_CATS = frozenset({SESSION_TOKEN_CAT, IGNORED_CAT})
 MAX_TIME = 1 << 53
 
 _FORBIDDEN_HEADER_MEMBERS = frozenset({"jku", "x5u", "x5c", "jwk", "crit", "b64", "zip", "enc"})
@@ -118,7 +123,8 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, str]:
         raise MalformedToken("alg is missing")
     if not isinstance(kid, str) or not kid:
         raise MalformedToken("kid is missing")
-    if "cat" in header and header["cat"] != SESSION_TOKEN_CAT:  # `"cat": null` is not absent
+    cat = header.get("cat", SESSION_TOKEN_CAT)  # `"cat": null` is not absent
+    if not isinstance(cat, str) or cat not in _SESSION_CATS:
         raise ClaimRejected("not a session token", claim="cat")
     return alg, kid
 

@@ -31,6 +31,7 @@ PUBLIC = {
     "load_public_jwks",
     "thumbprint",
     # verify
+    "IGNORED_CAT",
     "MAX_TOKEN_BYTES",
     "SESSION_TOKEN_CAT",
     "VerifiedToken",

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from minter import (
+    IGNORED_CAT,
     MAX_TOKEN_BYTES,
     SESSION_TOKEN_CAT,
     AlgorithmMismatch,
@@ -287,7 +288,16 @@ def test_typ_other_than_jwt_is_refused(refused: Any, make_token: TokenFactory, t
     assert error.member == "typ"
 
 
-@pytest.mark.parametrize("cat", [TEMPLATE_CAT, "", SESSION_TOKEN_CAT.lower(), 0, None])
+def test_the_category_that_ignores_classes_is_accepted_as_a_session_token(
+    verify: Any, make_token: TokenFactory
+) -> None:
+    """As @clerk/backend does: instances with `use_ignore_jwt_cat` stamp it on every token."""
+    assert verify(make_token(header={"cat": IGNORED_CAT})).cat == IGNORED_CAT
+
+
+@pytest.mark.parametrize(
+    "cat", [TEMPLATE_CAT, "", SESSION_TOKEN_CAT.lower(), IGNORED_CAT.lower(), 0, None, [], {}]
+)
 def test_a_token_of_another_class_is_refused(
     refused: Any, make_token: TokenFactory, cat: object
 ) -> None:
