@@ -5,6 +5,8 @@ The rules, in order (DESIGN.md, "The decision"):
 1. template path or force_origin  → origin        (origin down: 503)
 2. no token nor expired_token     → origin        (origin down: 422 missing_expired_token)
 3. token fails verification       → origin        (origin down: 503)
+   (expired longer ago than max_expired_s: the origin; while the origin is
+   down the window is wider, outage_max_expired_s, verified by the caller)
 4. session revoked or marked stale,
    or the store cannot tell,
    or another client credential    → origin        (origin down: 503)
@@ -89,6 +91,7 @@ class Bounds:
     outage_max_claims_age_s: int = 3600
     lifetime_s: int = 60
     min_remaining_s: int = 10
+    max_expired_s: int = 300  # outside an outage; verification admits the outage window
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,8 @@ def decide(
         )
     if isinstance(verified, TokenRejected):
         return _route(Reason.INVALID, avail, "the posted token was not accepted", verified.reason)
+    if avail and now - verified.exp > bounds.max_expired_s:
+        return ToOrigin(Reason.INVALID, "expired")  # only an outage reaches further back
     if state is None:
         return _route(Reason.STORE, avail, "the session store is unavailable")
     if state.revoked:

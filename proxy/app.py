@@ -88,11 +88,14 @@ def create_app(
             max_claims_age_s=tokens.max_claims_age_s,
             outage_max_claims_age_s=tokens.outage_max_claims_age_s,
             lifetime_s=tokens.lifetime_s,
+            max_expired_s=tokens.max_expired_s,
         ),
+        # Verification admits the outage window; the policy holds normal times to
+        # max_expired_s.
         rules=VerifyRules(
             issuers=frozenset(tokens.issuers),
             authorized_parties=frozenset(tokens.authorized_parties),
-            max_expired_s=tokens.max_expired_s,
+            max_expired_s=tokens.widest_expired_s,
         ),
         coalescer=Coalescer(clock=clock),
         signed=SignedHere(

@@ -129,6 +129,7 @@ class TokenSettings:
     max_claims_age_s: int = 300
     outage_max_claims_age_s: int = 3600
     max_expired_s: int = 300
+    outage_max_expired_s: int = 3600  # in an outage: a token posted after a sleep still counts
     lifetime_s: int = 60
     remember_signed: int = 100_000  # sessions whose last edge token is kept (proxy/signed.py)
 
@@ -141,13 +142,25 @@ class TokenSettings:
             "must be >= max_claims_age_s",
         )
         _require(self.max_expired_s >= 0, "tokens.max_expired_s", "must be >= 0")
+        _require(
+            self.outage_max_expired_s >= self.max_expired_s,
+            "tokens.outage_max_expired_s",
+            "must be >= max_expired_s",
+        )
         _require(self.lifetime_s >= 10, "tokens.lifetime_s", "must be >= 10")
         _require(self.remember_signed >= 0, "tokens.remember_signed", "must be >= 0")
 
     @property
+    def widest_expired_s(self) -> int:
+        """How long ago a posted token may have expired and still verify (in an outage)."""
+        return max(self.max_expired_s, self.outage_max_expired_s)
+
+    @property
     def revocation_ttl_s(self) -> int:
         """How long a sign-out must be remembered: past every token it could clone."""
-        longest_bound = max(self.max_claims_age_s, self.outage_max_claims_age_s, self.max_expired_s)
+        longest_bound = max(
+            self.max_claims_age_s, self.outage_max_claims_age_s, self.widest_expired_s
+        )
         return self.lifetime_s + longest_bound + 60
 
 

@@ -22,9 +22,10 @@ Signals, in each worker:
 - SIGHUP: the config file (and environment) is read again and the signing
   keys reloaded (`KeyRing.rotate`): the first signs from now on, and keys no
   longer configured stay published and trusted for `lifetime_s +
-  max_expired_s + 60` seconds, as long as a token they signed can still be
-  posted for cloning. Other settings need a restart. A config that fails
-  to load is logged and counted, and the old keys stay.
+  max(max_expired_s, outage_max_expired_s) + 60` seconds, as long as a
+  token they signed can still be posted for cloning. Other settings need a
+  restart. A config that fails to load is logged and counted, and the old
+  keys stay.
 
 Event loop (`server.loop`): "asyncio", "uvloop", or "auto" (uvloop when
 it is installed). The default is "asyncio": see the README for the
@@ -83,7 +84,7 @@ def reload_keys(services: Services, path: Path | None) -> bool:
         services.metrics.key_reloads.labels("failed").inc()
         return False
     tokens = services.settings.tokens
-    overlap_s = tokens.lifetime_s + tokens.max_expired_s + ROTATION_LEEWAY_S
+    overlap_s = tokens.lifetime_s + tokens.widest_expired_s + ROTATION_LEEWAY_S
     services.keyring.rotate(keys, overlap_s=overlap_s)
     services.metrics.key_reloads.labels("ok").inc()
     return True

@@ -301,7 +301,7 @@ def test_too_old_and_near_the_bound_go_to_the_origin(age: int, expected: ToOrigi
 
 
 def test_the_outage_bound_applies_while_the_origin_is_down() -> None:
-    old = verified(oiat=NOW - 1000)
+    old = verified(oiat=NOW - 1000, iat=NOW - 10)
     assert run(request(), old) == ToOrigin(Reason.TOO_OLD)
     decision = run(request(), old, available=False)
     assert decision == Mint(
@@ -326,6 +326,19 @@ def test_a_fresh_token_minted_during_an_outage_is_flagged() -> None:
     assert isinstance(decision, Mint)
     assert decision.outage is True
     assert decision.not_after == FRESH + 3600
+
+
+def test_a_token_expired_past_max_expired_goes_to_the_origin_unless_it_is_down() -> None:
+    """A laptop that slept, an app back from the background: in normal times the
+    origin answers it; in an outage the edge is all there is (the claims bound holds)."""
+    slept = verified(oiat=NOW - 700, lifetime=60)  # expired 640 s ago
+    assert run(request(), slept) == ToOrigin(Reason.INVALID, "expired")
+    decision = run(request(), slept, available=False)
+    assert isinstance(decision, Mint)
+    assert decision.outage is True
+    assert decision.not_after == NOW - 700 + 3600
+    just = verified(oiat=NOW - 360, lifetime=60)  # expired 300 s ago: still in the window
+    assert isinstance(run(request(), just, SessionState(freshest=record(oiat=NOW - 100))), Mint)
 
 
 # 7. monotonic freshness --------------------------------------------------------------------
@@ -377,7 +390,8 @@ def test_a_posted_token_as_fresh_as_the_store_is_not_remembered_again() -> None:
 def test_the_age_bound_is_checked_on_the_fresher_stored_claims() -> None:
     # The posted claims are too old, the stored ones are not: the stored ones are minted.
     stored = record(oiat=NOW - 100)
-    decision = run(request(), verified(oiat=NOW - 400), SessionState(freshest=stored))
+    posted = verified(oiat=NOW - 400, iat=NOW - 10)  # a clone of claims 400 s old
+    decision = run(request(), posted, SessionState(freshest=stored))
     assert isinstance(decision, Mint)
     assert decision.record is stored
     assert decision.not_after == NOW - 100 + 300
@@ -439,7 +453,7 @@ def test_the_lifetime_cap_is_configurable() -> None:
         (request(), verified(oiat=FRESH), SessionState(revoked=True)),
         (request(), verified(oiat=FRESH), SessionState(stale_mark=FRESH)),
         (request(organization_id=""), verified(oiat=FRESH), SessionState()),
-        (request(), verified(oiat=NOW - 4000), SessionState()),
+        (request(), verified(oiat=NOW - 4000, iat=NOW - 10), SessionState()),
     ],
 )
 def test_no_edge_token_and_no_401_when_the_origin_is_down(

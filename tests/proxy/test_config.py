@@ -67,6 +67,10 @@ MISTAKES = [
     ("[origin]\nbreaker_open_s = 0\n", "origin.breaker_open_s: must be > 0"),
     ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
+    (
+        "[tokens]\nmax_expired_s = 600\noutage_max_expired_s = 300\n",
+        "tokens.outage_max_expired_s: must be >= max_expired_s",
+    ),
 ]
 
 

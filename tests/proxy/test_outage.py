@@ -200,6 +200,24 @@ async def test_a_slow_origin_trips_the_breaker_and_the_probe_closes_it(
     assert stack.decisions()[("minted", "outage")] == 1
 
 
+async def test_a_token_that_expired_during_a_long_sleep_is_minted_only_in_an_outage(
+    outage_stack: Stack,
+) -> None:
+    stack, clock = outage_stack, outage_stack.clock
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = checked(await browser.refresh(sid)).jwt
+        clock.advance(400)  # the laptop slept: its token expired 340 s ago (max_expired_s 300)
+        assert checked(await browser.refresh(sid, token=token)).status == 200
+        assert stack.decisions()[("origin", "invalid:expired")] == 1, "normal times: the origin"
+        await stack.stop_origin()
+        clock.advance(100)  # asleep again, and now the origin is down
+        outage = checked(await browser.refresh(sid, token=token))
+    assert outage.status == 200
+    assert stack.decisions()[("minted", "outage")] == 1
+    assert decode(outage.jwt)[0]["oiat"] > decode(token)[0]["oiat"], "the freshest stored claims"
+
+
 async def test_client_errors_and_rate_limits_from_the_origin_are_not_failures(
     outage_stack: Stack,
 ) -> None:
