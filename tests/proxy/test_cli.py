@@ -145,7 +145,7 @@ async def test_a_rotated_out_key_verifies_for_the_overlap_then_goes(
         origin_token = (await browser.refresh(sid)).jwt
         assert reload_keys(services, config)
         assert services.keyring.active.kid == new_key.kid
-        overlap = services.settings.tokens.lifetime_s + services.settings.tokens.max_expired_s
+        overlap = services.settings.tokens.lifetime_s + services.settings.tokens.widest_expired_s
         assert services.keyring.retiring == {
             stack.key.kid: stack.clock.now + overlap + ROTATION_LEEWAY_S
         }
@@ -186,7 +186,7 @@ async def test_a_distinct_edge_key_stops_verifying_after_the_overlap(
         stack.clock.advance(1)
         assert decode((await browser.refresh(sid, token=by_first)).jwt)[0]["kid"] == second.kid
         tokens = services.settings.tokens
-        stack.clock.advance(tokens.lifetime_s + tokens.max_expired_s + ROTATION_LEEWAY_S)
+        stack.clock.advance(tokens.lifetime_s + tokens.widest_expired_s + ROTATION_LEEWAY_S)
         assert first.kid not in services.keyring.keys
     assert stack.decisions()[("minted", "edge")] == 2
 
