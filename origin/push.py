@@ -1,8 +1,11 @@
 """Best-effort pushes to the edges: `POST {edge}/__minter/push`.
 
 Bodies: `{"revoked_sessions": [sid]}` after a revocation, `{"stale_users": [user_id]}`
-after a membership or user change. A push never fails the admin call that caused
-it: failures are logged and counted (`push_ok` / `push_failed` in the stats).
+after a membership or user change. A push that could not be delivered (no
+connection, a timeout, a 5xx: an edge restarting, or its Redis down) is tried
+again, `RETRY_DELAYS_S` apart; a 4xx (a wrong secret) is not. A push never
+fails the admin call that caused it: failures are logged and counted
+(`push_ok` / `push_failed` / `push_retried` in the stats).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from origin.stats import STATS, Stats
 log = logging.getLogger("origin.push")
 
 PUSH_PATH = "/__minter/push"
+RETRY_DELAYS_S = (0.2, 0.8)  # then it is given up
 
 
 class Pusher:
@@ -45,6 +49,20 @@ class Pusher:
 
     async def _push_one(self, edge: str, body: dict[str, Any]) -> None:
         url = edge.rstrip("/") + PUSH_PATH
+        for delay_s in (*RETRY_DELAYS_S, None):
+            status = await self._post(url, edge, body)
+            if status is not None and status < 500:
+                break
+            if delay_s is not None:
+                self._stats.counts["push_retried"] += 1
+                await asyncio.sleep(delay_s)
+        ok = status is not None and 200 <= status < 300
+        if status is not None and not ok:
+            log.warning("push refused", extra={"edge": edge, "status": status})
+        self._stats.counts["push_ok" if ok else "push_failed"] += 1
+
+    async def _post(self, url: str, edge: str, body: dict[str, Any]) -> int | None:
+        """The edge's answer status, or None when it could not be reached in time."""
         try:
             async with self._session.post(
                 url,
@@ -54,15 +72,10 @@ class Pusher:
                 headers={"Authorization": f"Bearer {self._secret}"},
             ) as response:
                 await response.read()
-                ok = 200 <= response.status < 300
-                status: int | None = response.status
+                return response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            ok, status = False, None
             log.warning("push failed", extra={"edge": edge, "error": repr(exc)})
-        else:
-            if not ok:
-                log.warning("push refused", extra={"edge": edge, "status": status})
-        self._stats.counts["push_ok" if ok else "push_failed"] += 1
+            return None
 
 
 PUSHER = web.AppKey("origin_pusher", Pusher)

@@ -122,8 +122,31 @@ async def test_a_dead_edge_does_not_fail_the_revoke(make_origin: Any) -> None:
     response = await origin.post(f"/backend/v1/sessions/{sid}/revoke", headers=ADMIN)
     assert response.status == 200
     stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
-    assert stats["push_failed"] == 1
+    assert (stats["push_failed"], stats["push_retried"]) == (1, 2)
     assert "push_ok" not in stats
+
+
+async def test_a_push_the_edge_could_not_take_is_tried_again(
+    make_origin: Any, aiohttp_server: Any
+) -> None:
+    answers = iter([503, 502, 200])  # an edge whose store is down, then back
+    received: list[Any] = []
+
+    async def push(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({}, status=next(answers))
+
+    app = web.Application()
+    app.router.add_post("/__minter/push", push)
+    server = await aiohttp_server(app)
+    origin = await make_origin(edges=(str(server.make_url("")),))
+    sid = (await sign_in(origin))["response"]["created_session_id"]
+    response = await origin.post(f"/backend/v1/sessions/{sid}/revoke", headers=ADMIN)
+    assert response.status == 200
+    assert received == [{"revoked_sessions": [sid]}] * 3
+    stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
+    assert (stats["push_ok"], stats["push_retried"]) == (1, 2)
+    assert "push_failed" not in stats
 
 
 async def test_user_metadata_change_shows_in_the_next_token(
