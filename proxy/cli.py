@@ -26,6 +26,7 @@ from .keygen import KEY_TYPES, write_key
 from .keys import load_signing_keys
 from .logs import configure_logging
 from .process import serve
+from .redact import install_access_log_redaction
 
 __all__ = ["main"]
 
@@ -129,6 +130,9 @@ def _origin(path: Path | None) -> int:
     loaded = load_settings(path)
     settings, push_secret = loaded.reference_origin, loaded.push.secret
     configure_logging(loaded.server.log_format)
+    # aiohttp's access line holds the query, where clients put tokens (`expired_token`,
+    # `__clerk_db_jwt`): redacted as the edge's own would be.
+    install_access_log_redaction()
     origin_settings = OriginSettings(
         host=settings.host,
         port=settings.port,
@@ -145,9 +149,6 @@ def _origin(path: Path | None) -> int:
         host=settings.host,
         port=settings.port,
         print=lambda text: log.info("%s", text),
-        # aiohttp's access line holds the query, where clients put tokens
-        # (`expired_token`, `__clerk_db_jwt`): the origin's own lines name the path.
-        access_log=None,
     )
     return 0
 
