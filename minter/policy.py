@@ -12,7 +12,8 @@ The rules, in order (DESIGN.md, "The decision"):
    or another client credential    → origin        (origin down: 503)
 5. organization_id differs        → origin        (origin down: 503)
 6. claims too old                 → origin        (origin down: the outage bound applies)
-7. a fresher record is stored     → clone it, when within the bound; else origin
+7. a fresher record is stored     → clone it, when within the bound and the
+                                     session is bound to this client; else origin
 8. otherwise                      → mint at the edge
 
 Rules 6 and 7 look at the claims that would be minted: the fresher of the
@@ -69,6 +70,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"
     STORE = "store"
     CLIENT = "client"
+    UNBOUND = "unbound"
     STALE = "stale"
     ORGANIZATION = "org"
     TOO_OLD = "too_old"
@@ -204,6 +206,11 @@ def _plan_mint(
         stored = None
     posted = record_of(verified)
     if stored is not None and stored.oiat > posted.oiat:
+        if state.client_key is None:
+            # Fresher claims, and no client credential the origin vouched for here:
+            # handed out, they would let an older (perhaps stolen) token ride on
+            # the session's later refreshes. The origin checks the credential.
+            return _route(Reason.UNBOUND, available, "fresher claims need the origin")
         record, remember = _for_the_posting_app(stored, verified), None
     else:
         record, remember = posted, posted if stored is None or posted.oiat > stored.oiat else None

@@ -1117,6 +1117,29 @@ async def test_stolen_token_replayed_by_another_client_is_not_cloned(
     assert target.canary.connections == 0
 
 
+async def test_a_stolen_older_token_cannot_ride_on_the_victims_fresher_claims(
+    target: Target,
+) -> None:
+    """An unbound session (its tokens came from the origin some other way): the victim
+    posts a fresher token, which the edge keeps; the thief's older one is not cloned
+    from it, but sent to the origin, which wants the cookie."""
+    stack = target.stack
+    async with Browser(stack.fapi) as victim, Browser(stack.fapi) as thief:
+        sid = await victim.sign_in(BOB)
+        straight = Browser(stack.origin_url)  # the victim's cookies, past the edge
+        straight.client = victim.client
+        stolen = (await straight.refresh(sid)).jwt
+        stack.clock.advance(100)
+        fresher = (await straight.refresh(sid)).jwt
+        minted = (await victim.refresh(sid, token=fresher)).jwt
+        assert decode(minted)[0]["oiat"] == decode(fresher)[0]["oiat"], "control"
+        answer = await thief.refresh(sid, token=stolen)
+    assert answer.status != 200, "the origin wants the victim's client"
+    assert stack.decisions()[("origin", "unbound")] == 1
+    assert stack.decisions()[("minted", "edge")] == 1
+    assert target.canary.connections == 0
+
+
 async def test_stolen_token_of_an_unbound_session_dies_at_the_claims_age_bound(
     target: Target,
 ) -> None:

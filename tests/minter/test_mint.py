@@ -62,7 +62,12 @@ def plan(source: ClaimsRecord, *, lifetime: int = 60, not_after: int = NOW + 300
 
 
 REQUEST = RefreshRequest(
-    session_id=SID, template=None, force_origin=False, organization_id=None, token="posted"
+    session_id=SID,
+    template=None,
+    force_origin=False,
+    organization_id=None,
+    token="posted",
+    client_key="client-a",
 )
 
 
@@ -206,7 +211,7 @@ def test_whatever_is_minted_verifies_and_keeps_its_promises(
             claims={**session_claims(stored_oiat), "stored": True},
             origin_lifetime_s=stored_lifetime,
         )
-    state = SessionState(freshest=stored)
+    state = SessionState(freshest=stored, client_key=REQUEST.client_key)
     untouched = copy.deepcopy(verified.claims)
     decision = decide(REQUEST, verified, state, now=NOW, bounds=BOUNDS, origin_available=available)
 

@@ -30,6 +30,7 @@ from minter import (
 from .builders import ISSUER, NOW, OMIT, ORG, SID, TokenFactory, record, verified
 
 BOUNDS = Bounds()  # max age 300, outage 3600, lifetime 60, min remaining 10
+CLIENT = "client-a"  # the credential `request()` carries; the origin served the session to it
 FRESH = NOW - 20  # oiat of a token the origin issued 20 s ago
 
 
@@ -39,7 +40,7 @@ def request(
     force_origin: bool = False,
     organization_id: str | None = ORG,
     token: str | None = "posted.jwt.value",
-    client_key: str | None = "client-a",
+    client_key: str | None = CLIENT,
 ) -> RefreshRequest:
     return RefreshRequest(
         session_id=SID,
@@ -338,7 +339,9 @@ def test_a_token_expired_past_max_expired_goes_to_the_origin_unless_it_is_down()
     assert decision.outage is True
     assert decision.not_after == NOW - 700 + 3600
     just = verified(oiat=NOW - 360, lifetime=60)  # expired 300 s ago: still in the window
-    assert isinstance(run(request(), just, SessionState(freshest=record(oiat=NOW - 100))), Mint)
+    assert isinstance(
+        run(request(), just, SessionState(client_key=CLIENT, freshest=record(oiat=NOW - 100))), Mint
+    )
 
 
 # 7. monotonic freshness --------------------------------------------------------------------
@@ -346,7 +349,9 @@ def test_a_token_expired_past_max_expired_goes_to_the_origin_unless_it_is_down()
 
 def test_a_fresher_stored_record_is_cloned_instead_of_the_posted_token() -> None:
     stored = record(oiat=FRESH + 10, origin_lifetime_s=45)
-    decision = run(request(), verified(oiat=FRESH), SessionState(freshest=stored))
+    decision = run(
+        request(), verified(oiat=FRESH), SessionState(client_key=CLIENT, freshest=stored)
+    )
     assert decision == Mint(
         record=stored, lifetime_s=45, not_after=FRESH + 10 + 300, outage=False, remember=None
     )
@@ -359,21 +364,39 @@ def test_a_clone_of_stored_claims_keeps_the_posting_apps_azp() -> None:
     other_app = ClaimsRecord(stored.oiat, stored.cat, stored_claims, stored.origin_lifetime_s)
     token = verified(oiat=FRESH)
     assert token.claims["azp"] != stored_claims["azp"]
-    decision = run(request(), token, SessionState(freshest=other_app))
+    decision = run(request(), token, SessionState(client_key=CLIENT, freshest=other_app))
     assert isinstance(decision, Mint)
     assert decision.record.claims["azp"] == token.claims["azp"]
     assert {**decision.record.claims, "azp": "x"} == {**stored_claims, "azp": "x"}
     assert other_app.claims["azp"] == "https://dashboard.example.test", "the store's untouched"
     no_azp = dict(token.claims)
     del no_azp["azp"]
-    decision = run(request(), verified(oiat=FRESH, claims=no_azp), SessionState(freshest=other_app))
+    decision = run(
+        request(),
+        verified(oiat=FRESH, claims=no_azp),
+        SessionState(client_key=CLIENT, freshest=other_app),
+    )
     assert isinstance(decision, Mint)
     assert "azp" not in decision.record.claims
 
 
+def test_fresher_stored_claims_for_a_session_bound_to_no_client_need_the_origin() -> None:
+    """Else a stolen older token would ride on the victim's later refreshes."""
+    stored = record(oiat=FRESH + 10)
+    unbound = SessionState(freshest=stored)
+    assert run(request(), verified(oiat=FRESH), unbound) == ToOrigin(Reason.UNBOUND)
+    assert_unavailable(
+        run(request(), verified(oiat=FRESH), unbound, available=False), Reason.UNBOUND
+    )
+    posted = verified(oiat=FRESH + 10)  # as fresh as the stored claims: its own are cloned
+    assert isinstance(run(request(), posted, unbound), Mint)
+
+
 def test_a_posted_token_fresher_than_the_store_is_remembered() -> None:
     token = verified(oiat=FRESH)
-    decision = run(request(), token, SessionState(freshest=record(oiat=FRESH - 50)))
+    decision = run(
+        request(), token, SessionState(client_key=CLIENT, freshest=record(oiat=FRESH - 50))
+    )
     assert isinstance(decision, Mint)
     assert decision.record == record_of(token)
     assert decision.remember == record_of(token)
@@ -381,7 +404,7 @@ def test_a_posted_token_fresher_than_the_store_is_remembered() -> None:
 
 def test_a_posted_token_as_fresh_as_the_store_is_not_remembered_again() -> None:
     token = verified(oiat=FRESH)
-    decision = run(request(), token, SessionState(freshest=record(oiat=FRESH)))
+    decision = run(request(), token, SessionState(client_key=CLIENT, freshest=record(oiat=FRESH)))
     assert isinstance(decision, Mint)
     assert decision.record == record_of(token)
     assert decision.remember is None
@@ -391,7 +414,7 @@ def test_the_age_bound_is_checked_on_the_fresher_stored_claims() -> None:
     # The posted claims are too old, the stored ones are not: the stored ones are minted.
     stored = record(oiat=NOW - 100)
     posted = verified(oiat=NOW - 400, iat=NOW - 10)  # a clone of claims 400 s old
-    decision = run(request(), posted, SessionState(freshest=stored))
+    decision = run(request(), posted, SessionState(client_key=CLIENT, freshest=stored))
     assert isinstance(decision, Mint)
     assert decision.record is stored
     assert decision.not_after == NOW - 100 + 300
@@ -399,7 +422,9 @@ def test_the_age_bound_is_checked_on_the_fresher_stored_claims() -> None:
 
 def test_a_fresher_stored_record_near_the_bound_goes_to_the_origin() -> None:
     stored = record(oiat=NOW - 295)
-    decision = run(request(), verified(oiat=NOW - 299), SessionState(freshest=stored))
+    decision = run(
+        request(), verified(oiat=NOW - 299), SessionState(client_key=CLIENT, freshest=stored)
+    )
     assert decision == ToOrigin(Reason.NEAR_BOUND)
 
 
@@ -428,7 +453,7 @@ def test_an_edge_minted_token_never_shrinks_the_lifetime() -> None:
 def test_an_edge_minted_token_borrows_the_stored_origin_lifetime() -> None:
     edge = verified(oiat=FRESH, iat=NOW - 2, lifetime=25)
     stored = record(oiat=FRESH, origin_lifetime_s=40)
-    decision = run(request(), edge, SessionState(freshest=stored))
+    decision = run(request(), edge, SessionState(client_key=CLIENT, freshest=stored))
     assert isinstance(decision, Mint)
     assert decision.lifetime_s == 40
     assert decision.remember is None

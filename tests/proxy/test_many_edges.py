@@ -28,6 +28,7 @@ from origin import OriginSettings as ReferenceSettings
 from origin import create_app as create_origin_app
 from proxy.keygen import write_key
 from proxy.store import RedisStore
+from proxy.tokenlog import token_hint
 from tests.proxy.served import UNLIMITED, Edge, edge_process, wait_ready
 from tests.redis_server import RedisServer, free_port
 from tests.stack import (
@@ -152,9 +153,24 @@ def crafted(key: SigningKey, sid: str, oiat: int, **extra: Any) -> str:
     return sign_compact(header, claims, key)
 
 
+NATIVE_CREDENTIAL = "Bearer a-native-client"  # what these refreshes carry, as a native app
+
+
+async def bind(edges: Edges, *sids: str) -> None:
+    """As an origin answer through an edge would: bind the sessions to that client."""
+    store = edges.store()
+    try:
+        for sid in sids:
+            await store.note_client_session(token_hint(NATIVE_CREDENTIAL), sid)
+    finally:
+        await store.close()
+
+
 async def refresh_at(client: aiohttp.ClientSession, base: str, sid: str, token: str) -> Any:
     async with client.post(
-        f"{base}/v1/client/sessions/{sid}/tokens", data={"organization_id": "", "token": token}
+        f"{base}/v1/client/sessions/{sid}/tokens",
+        data={"organization_id": "", "token": token},
+        headers={"Authorization": NATIVE_CREDENTIAL},
     ) as response:
         assert response.status == 200, await response.text()
         return await response.json()
@@ -201,6 +217,7 @@ async def test_fresher_claims_recorded_via_a_win_at_b(edges: Edges) -> None:
     now = int(time.time())
     older = crafted(edges.key, "sess_fresh", now - 100, role="old")
     fresher = crafted(edges.key, "sess_fresh", now - 50, role="new")
+    await bind(edges, "sess_fresh")
     async with aiohttp.ClientSession() as client:
         at_a = await refresh_at(client, edges.a.url, "sess_fresh", fresher)
         at_b = await refresh_at(client, edges.b.url, "sess_fresh", older)
@@ -221,6 +238,7 @@ async def test_concurrent_pairs_across_edges_never_let_a_lower_oiat_win(edges: E
     rng = random.Random(6)
     sid = "sess_race"
     base = int(time.time()) - MAX_CLAIMS_AGE + 100
+    await bind(edges, sid)
     store = edges.store()
     highest_before = 0
     try:
@@ -252,6 +270,7 @@ async def test_a_storm_of_refreshes_ends_at_the_highest_oiat(edges: Edges) -> No
     base = int(time.time()) - MAX_CLAIMS_AGE + 100
     oiats = list(range(base, base + 200))
     random.Random(7).shuffle(oiats)
+    await bind(edges, sid)
     store = edges.store()
     try:
         async with aiohttp.ClientSession() as client:
