@@ -4,7 +4,8 @@
 
 Each simulated user signs in, holds one session open in 1 to 3 tabs that
 share their tokens (as tabs do over a BroadcastChannel), refreshes on the
-SDK's schedule (43 s after `iat` for a 60 s token, times --time-scale),
+SDK's schedule (17 s before the held token expires: 43 s after `iat` for a
+60 s token, times --time-scale),
 sometimes skips the cache, sometimes switches organization, and signs out
 at the end. The wire behaviour (retries, backoff, `expired_token`, keeping
 the freshest token) is `fapi_client.flow`, shared with the tests.
@@ -12,7 +13,8 @@ the freshest token) is `fapi_client.flow`, shared with the tests.
 Custom figures, printed at the end and in the stats table as TOKEN rows:
 refreshes minted at the edge (the answer's `oiat` is older than its `iat`)
 vs by the origin (`oiat == iat`), answers rejected as staler, failed
-refreshes, and empty tokens (must stay 0). A clone the edge makes in the
+refreshes (no usable token after every retry), and empty or undecodable
+tokens in 200 answers (must stay 0). A clone the edge makes in the
 same second as the origin token it copies has `oiat == iat` too, and is
 counted as the origin's here; so the report adds the edge's own count of its
 decisions, read from its `/metrics` when the edge serves them there.
@@ -38,7 +40,9 @@ from fapi_client import (
     TokenBox,
     Wait,
     facts_of,
+    refresh_delay_s,
     refresh_flow,
+    retry_after_s,
     sign_in_flow,
     sign_out_flow,
 )
@@ -47,7 +51,6 @@ USERS = (
     ("alice@example.com", "correct-horse", "org_acme"),
     ("bob@example.com", "battery-staple", ""),
 )
-REFRESH_AFTER_S = 43.0
 SKIP_CACHE_SHARE = 0.01
 SWITCH_ORG_SHARE = 0.01
 FIGURES: Counter[str] = Counter()
@@ -80,6 +83,7 @@ class Browser(HttpUser):
         self.time_scale = options.time_scale if options else 1.0
         self.cycles = options.refreshes if options else 10
         self.backoff = Backoff()
+        self.staler_reported = 0
         self.client.headers["Origin"] = "http://localhost:3000"
 
     def _run(self, flow: Any) -> Any:
@@ -110,24 +114,30 @@ class Browser(HttpUser):
                 body = response.json()
             except ValueError:
                 body = None
-            retry_after = response.headers.get("Retry-After")
             return HttpAnswer(
                 response.status_code or 0,
                 body,
-                float(retry_after) if retry_after and retry_after.isdigit() else None,
+                retry_after_s(response.headers.get("Retry-After"), now=time.time()),
             )
 
     def _refresh(self, box: TokenBox, sid: str, org: str, *, skip_cache: bool) -> RefreshOutcome:
         outcome: RefreshOutcome = self._run(
             refresh_flow(box, sid, organization_id=org, skip_cache=skip_cache, backoff=self.backoff)
         )
-        if outcome.final_status != 200 or outcome.jwt is None:
+        if outcome.empty_tokens:
+            _fire(self.environment, "empty token", outcome.empty_tokens)
+        if outcome.undecodable_tokens:
+            _fire(self.environment, "undecodable token", outcome.undecodable_tokens)
+        if box.rejected_staler > self.staler_reported:
+            _fire(
+                self.environment, "rejected as staler", box.rejected_staler - self.staler_reported
+            )
+            self.staler_reported = box.rejected_staler
+        if not outcome.answered or outcome.jwt is None:
             _fire(self.environment, "refresh failed")
             return outcome
         facts = facts_of(outcome.jwt)
-        if facts is None or not outcome.jwt:
-            _fire(self.environment, "empty token")
-        elif outcome.accepted:
+        if facts is not None and outcome.accepted:
             source = (
                 "minted at edge"
                 if facts.oiat is not None and facts.oiat < facts.iat
@@ -145,19 +155,24 @@ class Browser(HttpUser):
             return
         sid, first_token = signed_in
         box = TokenBox()
+        self.staler_reported = 0
         if first_token:
             box.offer(first_token)
         org = ""
         tabs = random.randint(1, 3)
+        held_since = time.monotonic()
         for _ in range(self.cycles):
-            time.sleep(REFRESH_AFTER_S * self.time_scale)
+            # The SDK's timer: 17 s before the held token expires, on the scaled clock,
+            # counted from when it arrived (the last cycle's own time included).
+            held = box.get(org) or box.last_active
+            due = (refresh_delay_s(held) if held is not None else 0.0) * self.time_scale
+            time.sleep(max(0.0, due - (time.monotonic() - held_since)))
             if home_org and random.random() < SWITCH_ORG_SHARE:
                 org = home_org if org == "" else ""
             for _tab in range(tabs):
                 skip = random.random() < SKIP_CACHE_SHARE
                 self._refresh(box, sid, org, skip_cache=skip)
-        if box.rejected_staler:
-            _fire(self.environment, "rejected as staler", box.rejected_staler)
+            held_since = time.monotonic()
         self._run(sign_out_flow(sid))
 
 
@@ -173,6 +188,7 @@ def _report(environment: Environment, **_: Any) -> None:
     print(f"  rejected as staler:      {FIGURES['rejected as staler']}")
     print(f"  failed refreshes:        {FIGURES['refresh failed']}")
     print(f"  empty tokens:            {FIGURES['empty token']}")
+    print(f"  undecodable tokens:      {FIGURES['undecodable token']}")
     decisions = _edge_decisions(environment.host)
     if decisions:
         minted = sum(n for (outcome, _), n in decisions.items() if outcome == "minted")

@@ -10,7 +10,9 @@ from .flow import (
     HttpRequest,
     RefreshOutcome,
     Wait,
+    refresh_delay_s,
     refresh_flow,
+    retry_after_s,
     sign_in_flow,
     sign_out_flow,
 )
@@ -25,7 +27,9 @@ __all__ = [
     "TokenFacts",
     "Wait",
     "facts_of",
+    "refresh_delay_s",
     "refresh_flow",
+    "retry_after_s",
     "sign_in_flow",
     "sign_out_flow",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -17,19 +18,13 @@ from .flow import (
     RefreshOutcome,
     Wait,
     refresh_flow,
+    retry_after_s,
     sign_in_flow,
     sign_out_flow,
 )
 from .freshness import TokenBox
 
 __all__ = ["AioBrowser"]
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class AioBrowser:
@@ -79,7 +74,9 @@ class AioBrowser:
                     except orjson.JSONDecodeError:
                         body = None
                 return HttpAnswer(
-                    response.status, body, _retry_after(response.headers.get("Retry-After"))
+                    response.status,
+                    body,
+                    retry_after_s(response.headers.get("Retry-After"), now=time.time()),
                 )
         except (TimeoutError, aiohttp.ClientError):
             return HttpAnswer(0)

@@ -6,21 +6,31 @@ gevent) performs them. So the tests and the load test share one behaviour:
 
 - a refresh posts the last active token as `token` with `organization_id`,
   plus `force_origin=true` (and `?debug=skip_cache`) when skipping the cache;
-- a network error, a 5xx or a 200 without a token keeps the held token and
-  retries after 3 s, x1.55 each time, at most 8 retries; a 429 waits for its
-  `Retry-After`;
+- a network error, a 5xx, or a 200 without a token or with one that does
+  not decode keeps the held token and retries after 3 s, x1.55 each time,
+  at most 8 retries; a 429 waits for its `Retry-After` (seconds or an
+  HTTP-date, at most `Backoff.max_retry_after_s`; one that does not parse
+  is ignored);
+- every attempt posts the freshest token the session's tabs hold then (a
+  sibling tab may have refreshed during the wait), as clerk-js re-reads its
+  token cache on each retry;
 - a 422 `missing_expired_token` is retried once with `expired_token` set to
   the last active token;
 - answers are kept only when fresher (`TokenBox.offer`): never an empty one.
+
+`refresh_delay_s` is when the SDK refreshes next: 17 s before the held
+token expires (43 s after `iat` for a 60 s token).
 """
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .freshness import TokenBox
+from .freshness import TokenBox, TokenFacts, facts_of
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -29,7 +39,9 @@ __all__ = [
     "HttpRequest",
     "RefreshOutcome",
     "Wait",
+    "refresh_delay_s",
     "refresh_flow",
+    "retry_after_s",
     "sign_in_flow",
     "sign_out_flow",
 ]
@@ -71,12 +83,36 @@ class Backoff:
     factor: float = 1.55
     max_delay_s: float = 50.0
     max_retries: int = 8
+    max_retry_after_s: float = 60.0  # a longer Retry-After is waited this long
 
     def delay(self, retry: int) -> float:
         return min(self.initial_s * self.factor**retry, self.max_delay_s)
 
 
 DEFAULT_BACKOFF = Backoff()
+REFRESH_LEAD_S = 17  # clerk-js refreshes 15 s + 2 s of leeway before `exp`
+
+
+def refresh_delay_s(token: TokenFacts) -> float:
+    """Seconds after the token was issued at which the SDK refreshes it."""
+    return max(0.0, float(token.exp - token.iat - REFRESH_LEAD_S))
+
+
+def retry_after_s(value: str | None, *, now: float) -> float | None:
+    """RFC 9110 `Retry-After`: delay-seconds or an HTTP-date (`now` is Unix time);
+    None when absent or not either. Never negative."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value)  # a run of 310 nines is inf: as good as absent
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    seconds = when.timestamp() - now
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 @dataclass(slots=True)
@@ -84,7 +120,10 @@ class RefreshOutcome:
     jwt: str | None = None  # the freshest token held after the refresh
     accepted: bool = False  # the answer was fresher and kept
     attempts: int = 0
-    failures: int = 0  # network errors, 5xx, 429, empty tokens on the way
+    failures: int = 0  # network errors, 5xx, 429, empty or undecodable tokens
+    answered: bool = False  # a 200 with a token that decodes came back
+    empty_tokens: int = 0  # 200 answers without a token (clients read them as signed out)
+    undecodable_tokens: int = 0  # 200 answers whose token does not decode
     used_expired_token: bool = False
     final_status: int = 0
 
@@ -129,21 +168,22 @@ def refresh_flow(
 ) -> Flow:
     """One `getToken()` that goes to the network; returns a RefreshOutcome."""
     outcome = RefreshOutcome()
-    last_active = box.get(organization_id) or box.last_active
-    form = {"organization_id": organization_id}
     query: dict[str, str] = {}
-    if last_active is not None:
-        form["token"] = last_active.jwt
     if skip_cache:
-        form["force_origin"] = "true"
         query["debug"] = "skip_cache"
     retries = 0
     while True:
         outcome.attempts += 1
+        form = {"organization_id": organization_id}
+        last_active = box.get(organization_id) or box.last_active  # read again each try
+        if last_active is not None:
+            form["token"] = last_active.jwt
+        if skip_cache:
+            form["force_origin"] = "true"
         answer = yield HttpRequest(
             "POST",
             f"/v1/client/sessions/{session_id}/tokens",
-            dict(form),
+            form,
             dict(query),
             name="refresh (skip cache)" if skip_cache else "refresh",
         )
@@ -151,10 +191,15 @@ def refresh_flow(
         outcome.final_status = answer.status
         jwt = answer.body.get("jwt") if isinstance(answer.body, dict) else None
         if answer.status == 200 and isinstance(jwt, str) and jwt:
-            outcome.accepted = box.offer(jwt)
-            held = box.get(organization_id)
-            outcome.jwt = held.jwt if held is not None else None
-            return outcome
+            if facts_of(jwt) is not None:
+                outcome.answered = True
+                outcome.accepted = box.offer(jwt)
+                held = box.get(organization_id)
+                outcome.jwt = held.jwt if held is not None else None
+                return outcome
+            outcome.undecodable_tokens += 1
+        elif answer.status == 200:
+            outcome.empty_tokens += 1
         if (
             answer.status == 422
             and answer.error_code == "missing_expired_token"
@@ -165,14 +210,15 @@ def refresh_flow(
             query.pop("debug", None)
             query["expired_token"] = box.last_active.jwt
             continue
-        retryable = answer.status in (0, 429) or answer.status >= 500 or answer.status == 200
+        retryable = answer.status in (0, 200, 429) or answer.status >= 500
+        if retryable:
+            outcome.failures += 1
         if not retryable or retries >= backoff.max_retries:
             held = box.get(organization_id)
             outcome.jwt = held.jwt if held is not None else None
             return outcome
-        outcome.failures += 1
         delay = backoff.delay(retries)
         if answer.status == 429 and answer.retry_after_s is not None:
-            delay = answer.retry_after_s
+            delay = min(answer.retry_after_s, backoff.max_retry_after_s)
         retries += 1
         yield Wait(delay)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import email.utils
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -15,7 +17,9 @@ from fapi_client import (
     TokenBox,
     Wait,
     facts_of,
+    refresh_delay_s,
     refresh_flow,
+    retry_after_s,
 )
 
 
@@ -157,3 +161,67 @@ def test_tokens_are_kept_per_organization() -> None:
     assert box.get("org_acme").organization_id == "org_acme"  # type: ignore[union-attr]
     assert box.last_active is not None
     assert box.last_active.iat == 101
+
+
+def test_each_retry_posts_what_the_tabs_hold_then() -> None:
+    """A sibling tab refreshed while this one waited: the retry posts its token."""
+    box = TokenBox()
+    old, newer = fake_jwt(iat=100, oiat=100), fake_jwt(iat=140, oiat=140)
+    box.offer(old)
+    flow = refresh_flow(box, "sess_1")
+    first = next(flow)
+    assert first.form["token"] == old
+    assert isinstance(flow.send(HttpAnswer(503)), Wait)
+    box.offer(newer)  # the sibling tab's answer, shared over the BroadcastChannel
+    retry = flow.send(None)
+    assert retry.form["token"] == newer
+
+
+def test_empty_and_undecodable_tokens_are_counted_and_retried() -> None:
+    box = TokenBox()
+    good = fake_jwt(iat=100, oiat=100)
+    answers = [HttpAnswer(200, {"jwt": ""}), token_answer("garbage.x.y"), token_answer(good)]
+    outcome, seen = drive(refresh_flow(box, "sess_1"), answers)
+    assert (outcome.empty_tokens, outcome.undecodable_tokens, outcome.failures) == (1, 1, 2)
+    assert sum(isinstance(step, Wait) for step in seen) == 2
+    assert (outcome.answered, outcome.jwt) == (True, good)
+
+
+def test_a_refresh_that_gives_up_counts_every_failure_and_did_not_answer() -> None:
+    box = TokenBox()
+    box.offer(fake_jwt(iat=100, oiat=100))
+    outcome, _ = drive(refresh_flow(box, "sess_1"), [HttpAnswer(200, {"jwt": ""})] * 9)
+    assert (outcome.attempts, outcome.failures, outcome.empty_tokens) == (9, 9, 9)
+    assert not outcome.answered
+
+
+def test_a_long_retry_after_is_waited_at_most_the_bound() -> None:
+    box = TokenBox()
+    box.offer(fake_jwt(iat=100, oiat=100))
+    answers = [HttpAnswer(429, retry_after_s=86400.0), token_answer(fake_jwt(iat=110, oiat=100))]
+    _, seen = drive(refresh_flow(box, "sess_1"), answers)
+    assert [step.seconds for step in seen if isinstance(step, Wait)] == [60.0]
+
+
+NOW_UNIX = 1_750_000_000.0
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_nothing_else() -> None:
+    assert retry_after_s("7", now=NOW_UNIX) == 7.0
+    assert retry_after_s(" 0 ", now=NOW_UNIX) == 0.0
+    date = email.utils.formatdate(NOW_UNIX + 5, usegmt=True)
+    assert retry_after_s(date, now=NOW_UNIX) == 5.0
+    past = email.utils.formatdate(NOW_UNIX - 50, usegmt=True)
+    assert retry_after_s(past, now=NOW_UNIX) == 0.0
+    assert retry_after_s("86400", now=NOW_UNIX) == 86400.0, "the flow bounds the wait"
+    for junk in (None, "", "-30", "2.5", "nan", "inf", "1e9", "\u00b2", "9" * 320, "soon"):
+        assert retry_after_s(junk, now=NOW_UNIX) is None, junk
+
+
+def test_the_sdk_refreshes_17_s_before_the_token_expires() -> None:
+    sixty = facts_of(fake_jwt(iat=100, oiat=100))
+    assert sixty is not None
+    assert refresh_delay_s(sixty) == 43.0
+    short = dataclasses.replace(sixty, exp=sixty.iat + 30)
+    assert refresh_delay_s(short) == 13.0
+    assert refresh_delay_s(dataclasses.replace(sixty, exp=sixty.iat + 5)) == 0.0
