@@ -2,10 +2,11 @@
 
 Bodies: `{"revoked_sessions": [sid]}` after a revocation, `{"stale_users": [user_id]}`
 after a membership or user change. A push that could not be delivered (no
-connection, a timeout, a 5xx: an edge restarting, or its Redis down) is tried
-again, `RETRY_DELAYS_S` apart; a 4xx (a wrong secret) is not. A push never
-fails the admin call that caused it: failures are logged and counted
-(`push_ok` / `push_failed` / `push_retried` in the stats).
+connection, a 5xx: an edge restarting, or its Redis down) is tried again,
+`RETRY_DELAYS_S` apart, within the same `push_timeout_s` as the first try;
+a 4xx (a wrong secret) is not. A push never fails the admin call that
+caused it, and holds it at most `push_timeout_s`: failures are logged and
+counted (`push_ok` / `push_failed` / `push_retried` in the stats).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Pusher:
         self._session = session
         self._edges = edges
         self._secret = secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._stats = stats
 
     async def push(self, body: dict[str, Any]) -> None:
@@ -49,25 +50,30 @@ class Pusher:
 
     async def _push_one(self, edge: str, body: dict[str, Any]) -> None:
         url = edge.rstrip("/") + PUSH_PATH
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
         for delay_s in (*RETRY_DELAYS_S, None):
-            status = await self._post(url, edge, body)
+            status = await self._post(url, edge, body, max(0.0, deadline - loop.time()))
             if status is not None and status < 500:
                 break
-            if delay_s is not None:
-                self._stats.counts["push_retried"] += 1
-                await asyncio.sleep(delay_s)
+            if delay_s is None or loop.time() + delay_s >= deadline:
+                break
+            self._stats.counts["push_retried"] += 1
+            await asyncio.sleep(delay_s)
         ok = status is not None and 200 <= status < 300
         if status is not None and not ok:
             log.warning("push refused", extra={"edge": edge, "status": status})
         self._stats.counts["push_ok" if ok else "push_failed"] += 1
 
-    async def _post(self, url: str, edge: str, body: dict[str, Any]) -> int | None:
+    async def _post(
+        self, url: str, edge: str, body: dict[str, Any], timeout_s: float
+    ) -> int | None:
         """The edge's answer status, or None when it could not be reached in time."""
         try:
             async with self._session.post(
                 url,
                 json=body,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
                 allow_redirects=False,
                 headers={"Authorization": f"Bearer {self._secret}"},
             ) as response:

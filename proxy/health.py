@@ -18,9 +18,10 @@ origin speaking for itself: a success.
 
 Failures count in a row: a success clears them (an origin failing now and
 then is not down; 502/503/504 on a refresh fall back to an edge mint one
-by one anyway). Answers that arrive while the breaker is open, to requests
-sent before it opened, change nothing, successes included: only a probe
-closes it.
+by one anyway). Answers to requests sent before the breaker opened (each
+report carries when its request was sent, from `attempt()`) change
+nothing, successes and failures alike: only the probe's answer closes it or
+opens it again.
 
 Half-open lets one request at a time through as a probe: the first refresh
 that would go to the origin takes a lease (`probe_lease_s`, so a probe that
@@ -135,35 +136,44 @@ class OriginHealth:
 
     # -- reports -------------------------------------------------------------
 
-    def attempt(self) -> bool:
+    def attempt(self) -> float | None:
         """A request is about to be sent to the origin: in half-open it takes the probe
-        lease. False when it may not go: half-open, and another request holds the lease
+        lease. Returns when it was sent (hand it back with its outcome, as `sent_at`),
+        or None when it may not go: half-open, and another request holds the lease
         (refreshes that all saw the origin available before any was sent are not all
         let through to an origin that is recovering)."""
+        now = self._clock()
         if (
             self._forced == "auto"
             and self._opened_at is not None
             and self.state is BreakerState.HALF_OPEN
         ):
-            now = self._clock()
             if now < self._probe_until:
-                return False
+                return None
             self._probe_until = now + self._probe_lease_s
-        return True
+        return now
 
-    def record_answer(self, status: int, elapsed_s: float) -> str | None:
+    def _late(self, sent_at: float | None) -> bool:
+        """Sent before (or as) the breaker last opened: its outcome says nothing of now."""
+        return sent_at is not None and self._opened_at is not None and sent_at <= self._opened_at
+
+    def record_answer(
+        self, status: int, elapsed_s: float, *, sent_at: float | None = None
+    ) -> str | None:
         """Classify an answer the origin gave; the failure kind, or None for a success."""
         if 500 <= status <= 599:
             kind = f"status_{status}"
         elif elapsed_s > self._slow_s:
             kind = "slow"
         else:
-            self.record_success()
+            self.record_success(sent_at=sent_at)
             return None
-        self.record_failure(kind)
+        self.record_failure(kind, sent_at=sent_at)
         return kind
 
-    def record_success(self) -> None:
+    def record_success(self, *, sent_at: float | None = None) -> None:
+        if self._late(sent_at):
+            return  # the probe, sent after it opened, decides
         self._failures.clear()
         self._probe_until = float("-inf")
         if self.state is BreakerState.OPEN:
@@ -173,7 +183,9 @@ class OriginHealth:
             log.warning("origin breaker closed: the origin answers again")
             self._notify()
 
-    def record_failure(self, kind: str) -> None:
+    def record_failure(self, kind: str, *, sent_at: float | None = None) -> None:
+        if self._late(sent_at):
+            return  # a timeout of a request sent before it opened is not the probe's
         now = self._clock()
         self._probe_until = float("-inf")
         state = self.state

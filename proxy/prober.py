@@ -31,7 +31,8 @@ async def probe_once(
 ) -> str | None:
     """Probe the origin now; the failure kind, or None when it answered well (or when
     a refresh holds the probe lease: that refresh is the probe)."""
-    if not health.attempt():
+    sent_at = health.attempt()
+    if sent_at is None:
         return None
     started = time.perf_counter()
     try:
@@ -45,8 +46,8 @@ async def probe_once(
     except aiohttp.ClientError:
         kind = "broken"
     else:
-        return health.record_answer(status, time.perf_counter() - started)
-    health.record_failure(kind)
+        return health.record_answer(status, time.perf_counter() - started, sent_at=sent_at)
+    health.record_failure(kind, sent_at=sent_at)
     return kind
 
 

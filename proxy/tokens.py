@@ -260,7 +260,11 @@ async def _mint(
         if settled is Settled.REVOKED:
             state = SessionState(revoked=True)
         elif settled is Settled.SUPERSEDED:  # decided again on what the store now holds
-            state = await _state(services, verified, session_id)
+            state = _when_store_down(
+                services,
+                await _state(services, verified, session_id),
+                services.health.available and not plan.outage,
+            )
         # Asked again with what the store now says: the token signed above stays here.
         decision = decide(
             refresh.request,
@@ -319,7 +323,8 @@ async def _to_origin(
     failure: str | None = None
     answer: OriginAnswer | None = None
     jwt: str | None = None
-    if not services.health.attempt():  # half-open, and another request is the probe
+    sent_at = services.health.attempt()
+    if sent_at is None:  # half-open, and another request is the probe
         return await _without_origin(request, services, refresh, state, now)
     try:
         answer = await fetch_buffered(
@@ -330,17 +335,17 @@ async def _to_origin(
         )
     except OriginFailure as exc:
         failure = exc.kind
-        services.health.record_failure(failure)
+        services.health.record_failure(failure, sent_at=sent_at)
     else:
         elapsed = time.perf_counter() - started
         services.metrics.origin_seconds.observe(elapsed)
         jwt = _token_in(answer) if answer.status == 200 else None
         if answer.status == 200 and jwt is None:
             failure = "empty_token"
-            services.health.record_failure(failure)
+            services.health.record_failure(failure, sent_at=sent_at)
         else:
             # 4xx and 429 are the origin's own answers: successes for the breaker.
-            kind = services.health.record_answer(answer.status, elapsed)
+            kind = services.health.record_answer(answer.status, elapsed, sent_at=sent_at)
             if answer.status in UNAVAILABLE_STATUSES:
                 failure = kind
             elif kind is not None:  # slow, or a 500: the origin's answer, only counted

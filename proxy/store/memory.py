@@ -28,7 +28,9 @@ arrive within `revocation_ttl_s` than they hold, the oldest are pushed out;
 until the last of those would have expired, the store cannot say that a
 session was not signed out, so it answers `StoreUnavailable`, as Redis does
 when it is down: refreshes go to the origin (the edge mints none) and a
-warning is logged.
+warning is logged. `ping` (and so `/readyz`) stays true meanwhile: the edge
+still forwards and sends refreshes to the origin, and taking it out of a
+balancer would turn a flood of sign-outs into an outage.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -147,6 +148,28 @@ async def test_a_push_the_edge_could_not_take_is_tried_again(
     stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
     assert (stats["push_ok"], stats["push_retried"]) == (1, 2)
     assert "push_failed" not in stats
+
+
+async def test_a_push_to_an_edge_that_hangs_holds_the_admin_call_one_timeout(
+    make_origin: Any, aiohttp_server: Any
+) -> None:
+    released = asyncio.Event()
+
+    async def push(request: web.Request) -> web.Response:
+        await released.wait()  # never answers while the origin waits
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/__minter/push", push)
+    server = await aiohttp_server(app)
+    origin = await make_origin(edges=(str(server.make_url("")),), push_timeout_s=0.2)
+    sid = (await sign_in(origin))["response"]["created_session_id"]
+    response = await origin.post(f"/backend/v1/sessions/{sid}/revoke", headers=ADMIN)
+    released.set()
+    assert response.status == 200
+    stats = await (await origin.get("/__origin/stats", headers=ADMIN)).json()
+    assert stats["push_failed"] == 1
+    assert "push_retried" not in stats, "no retry once the timeout is spent"
 
 
 async def test_user_metadata_change_shows_in_the_next_token(

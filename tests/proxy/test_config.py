@@ -67,10 +67,7 @@ MISTAKES = [
     ("[origin]\nbreaker_open_s = 0\n", "origin.breaker_open_s: must be > 0"),
     ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
-    (
-        "[tokens]\nmax_expired_s = 600\noutage_max_expired_s = 300\n",
-        "tokens.outage_max_expired_s: must be >= max_expired_s",
-    ),
+    ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
 ]
 
 
@@ -130,6 +127,13 @@ def test_zero_workers_on_the_command_line_is_one_line(
 
 
 # -- environment overrides -----------------------------------------------------------------
+
+
+def test_the_outage_expiry_window_is_never_narrower_than_the_normal_one() -> None:
+    wide = settings_from_mapping({"tokens": {"max_expired_s": 7200}}).tokens
+    assert (wide.outage_max_expired_s, wide.widest_expired_s) == (3600, 7200)
+    narrow = settings_from_mapping({"tokens": {"outage_max_expired_s": 60}}).tokens
+    assert narrow.widest_expired_s == narrow.max_expired_s == 300
 
 
 def test_workers_on_the_command_line_with_the_memory_store_is_one_line(

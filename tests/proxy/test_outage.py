@@ -254,17 +254,23 @@ async def test_an_origin_answering_500_is_passed_on_and_opens_the_breaker(
     assert stack.decisions()[("minted", "outage")] == 1
 
 
-async def test_a_late_success_while_open_does_not_close_the_breaker() -> None:
+async def test_answers_to_requests_sent_before_it_opened_leave_the_probe_to_decide() -> None:
     clock = FakeClock(1000)
     health = OriginHealth(clock=clock, failure_threshold=2, window_s=10, open_for_s=5)
+    early, late = health.attempt(), health.attempt()  # sent while it was closed
     health.record_failure("timeout")
     health.record_failure("timeout")
     assert health.state is BreakerState.OPEN
-    assert health.record_answer(200, 0.01) is None  # sent before it opened, answered now
-    assert health.state is BreakerState.OPEN, "only a probe closes it"
+    assert health.record_answer(200, 0.01, sent_at=early) is None
+    assert health.state is BreakerState.OPEN, "a late success does not close it"
     clock.advance(5)
-    assert health.attempt()
-    assert health.record_answer(200, 0.01) is None
+    probe = health.attempt()
+    assert probe is not None
+    health.record_failure("timeout", sent_at=late)  # a timeout landing during the probe
+    assert health.state is BreakerState.HALF_OPEN, "it was not the probe that failed"
+    assert health.record_answer(200, 0.01, sent_at=probe) is None
+    assert health.state is BreakerState.CLOSED
+    assert health.record_answer(200, 0.01) is None  # a report without sent_at: as before
     assert health.state is BreakerState.CLOSED
 
 
@@ -283,13 +289,13 @@ async def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
     clock.advance(5)
     assert health.state is BreakerState.HALF_OPEN
     assert health.available
-    assert health.attempt()  # one probe at a time
+    assert health.attempt() is not None  # one probe at a time
     assert not health.available
-    assert not health.attempt(), "a second request, which saw it available, is held back"
+    assert health.attempt() is None, "a second request, which saw it available, is held back"
     health.record_failure("connect")
     assert health.state is BreakerState.OPEN
     clock.advance(5)
-    assert health.attempt()
+    assert health.attempt() is not None
     health.record_success()
     assert health.state is BreakerState.CLOSED
     assert health.available
