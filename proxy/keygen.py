@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -34,11 +37,28 @@ def generate_key_pem(kind: str = "rsa") -> bytes:
 
 
 def write_key(path: Path, kind: str = "rsa", *, overwrite: bool = False) -> SigningKey:
-    """Generate a key, write it with mode 0600, and return it (with its kid)."""
+    """Generate a key, write it with mode 0600, and return it (with its kid).
+
+    The key goes to a new 0600 file beside `path` first, then takes its name
+    in one step: an existing file's mode is never kept, and a reader (a
+    SIGHUP reload) never sees a half-written key.
+    """
     pem = generate_key_pem(kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    descriptor = os.open(path, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # fails if `path` exists: never clobbers
+            except FileExistsError:
+                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
     return load_private_key(pem)

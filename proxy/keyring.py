@@ -76,6 +76,7 @@ class KeyRing:
         self.fetches = 0
         self._cache_file = cache_file
         self._cached_body: bytes | None = None
+        self._shadowed: set[str] = set()  # kids already logged as clashing
         self._rebuild()
         if cache_file is not None:
             self._load_cache(cache_file)
@@ -119,6 +120,15 @@ class KeyRing:
         if not signing:
             raise ValueError("at least one signing key is needed")
         now = self._clock()
+        published = {key.kid: key for key in self._edge_public}
+        published.update({kid: key for kid, (key, _until) in self._retiring.items()})
+        for incoming in signing:
+            held = published.get(incoming.kid)
+            if held is not None and held.jwk() != incoming.public.jwk():
+                raise ValueError(
+                    f"kid {incoming.kid!r} names another key already published: give the new"
+                    " key a kid of its own (tokens the old one signed must still verify)"
+                )
         kept = {key.kid for key in signing}
         for key in self._edge_public:
             if key.kid not in kept and key.kid not in self._retiring:
@@ -142,6 +152,16 @@ class KeyRing:
             (until for _key, until in self._retiring.values()), default=float("inf")
         )
         retiring = [key for key, _until in self._retiring.values()]
+        edge = {key.kid: key for key in [*self._edge_public, *retiring]}
+        for key in self._origin_keys:
+            mine = edge.get(key.kid)
+            if mine is not None and mine.jwk() != key.jwk() and key.kid not in self._shadowed:
+                self._shadowed.add(key.kid)
+                log.error(
+                    "the origin's JWKS has another key under the edge's kid %s: tokens the"
+                    " origin signs with it will not verify here; give the edge key its own kid",
+                    key.kid,
+                )
         self._keys = KeySet([*self._edge_public, *retiring, *self._origin_keys])
         body = orjson.dumps(self._keys.jwks())
         self._jwks_body = body

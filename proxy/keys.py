@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minter import KeyMaterialError, SigningKey, load_private_key
 
 from .config import ConfigError, KeysSettings
@@ -10,15 +12,29 @@ __all__ = ["load_signing_keys"]
 
 
 def load_signing_keys(settings: KeysSettings) -> list[SigningKey]:
-    """Every configured key, in order (the first signs); one clear error per problem."""
-    keys = []
+    """Every configured key, in order (the first signs); one clear error per problem.
+
+    Two different keys under one `kid` (set in a JWK file) are refused: a
+    verifier would find one of them under that name, and reject what the
+    other signed.
+    """
+    keys: list[SigningKey] = []
+    paths: dict[str, Path] = {}
     for path in settings.signing:
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"keys.signing: cannot read {path} ({exc.strerror})") from exc
         try:
-            keys.append(load_private_key(data))
+            key = load_private_key(data)
         except KeyMaterialError as exc:
             raise ConfigError(f"keys.signing: {path}: {exc}") from exc
+        first = next((known for known in keys if known.kid == key.kid), None)
+        if first is not None and first.public.jwk() != key.public.jwk():
+            raise ConfigError(
+                f"keys.signing: {paths[key.kid]} and {path} are different keys"
+                f" with the same kid {key.kid!r}"
+            )
+        paths.setdefault(key.kid, path)
+        keys.append(key)
     return keys

@@ -166,15 +166,27 @@ class SignGate:
 
 @functools.lru_cache(maxsize=65536)
 def _ip_key(address: str) -> str:
+    address = _without_port(address.strip())
     try:
-        ip = ipaddress.ip_address(address.strip())
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return address.strip()[:64] or "unknown"
+        return address[:64] or "unknown"
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def _without_port(address: str) -> str:
+    """`203.0.113.7:51000` and `[2001:db8::1]:443` (as some proxies write hops) name
+    the address alone; a new port must not mean a new, full bucket."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    host, colon, port = address.rpartition(":")
+    if colon and "." in host and ":" not in host and port.isdigit():
+        return host
+    return address
 
 
 def client_ip(request: web.Request, trusted_proxies: frozenset[str]) -> str:

@@ -85,7 +85,12 @@ def reload_keys(services: Services, path: Path | None) -> bool:
         return False
     tokens = services.settings.tokens
     overlap_s = tokens.lifetime_s + tokens.widest_expired_s + ROTATION_LEEWAY_S
-    services.keyring.rotate(keys, overlap_s=overlap_s)
+    try:
+        services.keyring.rotate(keys, overlap_s=overlap_s)
+    except ValueError as exc:
+        log.error("signing keys not reloaded: %s", exc)
+        services.metrics.key_reloads.labels("failed").inc()
+        return False
     services.metrics.key_reloads.labels("ok").inc()
     return True
 

@@ -11,11 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from jwcrypto import jwk
 
+from minter import load_private_key
 from proxy.cli import main
 from proxy.config import ConfigError
 from proxy.keygen import write_key
+from proxy.keyring import KeyRing
 from proxy.logs import JsonFormatter, TextFormatter, safe_path
 from proxy.process import ROTATION_LEEWAY_S, event_loop_factory, reload_keys
 from proxy.redact import redact
@@ -198,6 +202,42 @@ async def test_a_reload_with_a_bad_config_changes_nothing(stack: Stack, tmp_path
     assert not reload_keys(services, config)
     assert services.keyring.active.kid == stack.key.kid
     assert services.keyring.retiring == {}
+
+
+def clashing_key(folder: Path, kid: str) -> Path:
+    """A JWK file holding a new key under an existing `kid`."""
+    path = folder / "clash.json"
+    path.write_text(
+        jwk.JWK.generate(kty="RSA", size=2048, kid=kid).export_private(), encoding="utf-8"
+    )
+    return path
+
+
+async def test_a_reload_to_another_key_under_the_same_kid_is_refused(
+    stack: Stack, tmp_path: Path
+) -> None:
+    services = stack.edge_app[SERVICES]
+    clashing_key(tmp_path, stack.key.kid)
+    config = tmp_path / "edge.toml"
+    config.write_text('[keys]\nsigning = ["clash.json"]\n', encoding="utf-8")
+    assert not reload_keys(services, config), "tokens the old key signed would stop verifying"
+    assert services.keyring.active.public.jwk() == stack.key.public.jwk()
+    assert services.keyring.retiring == {}
+
+
+async def test_an_origin_key_under_the_edges_kid_is_logged_and_the_edges_kept(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    edge_key = load_private_key(clashing_key(tmp_path, stack.key.kid).read_bytes())
+    keyring = KeyRing(
+        [edge_key], jwks_url=stack.origin_url + "/v1/jwks", min_refetch_s=10, clock=stack.clock
+    )
+    async with aiohttp.ClientSession() as session:
+        assert await keyring.refresh(session)
+    assert keyring.keys[stack.key.kid].jwk() == edge_key.public.jwk()
+    assert any(
+        "another key under the edge's kid" in record.getMessage() for record in caplog.records
+    )
 
 
 def test_malformed_requests_are_logged_as_one_warning_without_traceback() -> None:

@@ -299,13 +299,30 @@ def test_keygen_refuses_to_overwrite_unless_asked(
     before = out_path.read_bytes()
     code, _, err = run_cli(capsys, "keygen", "--out", str(out_path))
     assert (code, err.count("\n")) == (2, 1)
-    assert "exists (use --force)" in err
+    assert f"{out_path} exists (use --force)" in err
     code, out, _ = run_cli(capsys, "keygen", "--out", str(out_path), "--if-missing")
     assert code == 0
     assert out_path.read_bytes() == before
     assert out == f"kept {out_path}: RS256 key, kid {jwk.JWK.from_pem(before).thumbprint()}\n"
+    out_path.chmod(0o644)  # a key file someone loosened: the new key must not inherit it
     assert run_cli(capsys, "keygen", "--out", str(out_path), "--force")[0] == 0
     assert out_path.read_bytes() != before
+    assert out_path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instance.pem"], "no temporary left"
+
+
+def test_two_different_keys_under_one_kid_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a.json", "b.json"):
+        key = jwk.JWK.generate(kty="RSA", size=2048, kid="edge-1")
+        (tmp_path / name).write_text(key.export_private(), encoding="utf-8")
+    path = write_config(tmp_path, '[keys]\nsigning = ["a.json", "b.json"]\n')
+    code, _, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err.count("\n")) == (2, 1)
+    assert "are different keys with the same kid 'edge-1'" in err
+    same = write_config(tmp_path, '[keys]\nsigning = ["a.json", "a.json"]\n')
+    assert run_cli(capsys, "check-config", "--config", str(same))[0] == 0
 
 
 # -- the example file ------------------------------------------------------------------------

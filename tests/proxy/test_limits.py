@@ -11,7 +11,7 @@ import pytest
 from minter import sign_compact
 from proxy.config import ConfigError, LimitSettings, ServerSettings
 from proxy.keygen import write_key
-from proxy.limits import LIMITS, QUEUE_FACTOR, TokenBuckets
+from proxy.limits import LIMITS, QUEUE_FACTOR, TokenBuckets, _ip_key
 from proxy.services import SERVICES
 from tests.stack import (
     BOB,
@@ -282,3 +282,19 @@ def test_buckets_refill_and_stay_bounded() -> None:
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ConfigError, match=f"limits.{field}"):
         LimitSettings(**{field: 0})
+
+
+@pytest.mark.parametrize(
+    ("hop", "key"),
+    [
+        ("203.0.113.7:51000", "203.0.113.7"),
+        ("203.0.113.7", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::/64"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_a_hop_written_with_its_port_is_keyed_by_its_address(hop: str, key: str) -> None:
+    """Some proxies write `ip:port`: a new connection must not mean a new, full bucket."""
+    assert _ip_key(hop) == key
