@@ -28,6 +28,7 @@ from .limits import LIMITS, Limits
 from .logs import install_request_log
 from .metrics import Metrics
 from .prober import probe_forever
+from .reading import BODY_IDLE_S
 from .redact import install_access_log_redaction
 from .routes import dispatch
 from .services import SERVICES, Services
@@ -109,6 +110,7 @@ def create_app(
         handler_args=handler_args(settings.server),
     )
     app[SERVICES] = services
+    app[BODY_IDLE_S] = settings.server.body_timeout_s
     metrics.before_render.append(lambda: _observe_state(services))
     install_request_log(app, dispatch, metrics, frozenset(settings.server.trusted_proxies))
     app[LIMITS] = Limits(

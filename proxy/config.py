@@ -58,6 +58,7 @@ class ServerSettings:
     max_body_bytes: int = 64 * 1024  # token route bodies above this get 413
     trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-* values are kept
     header_timeout_s: float = 10.0  # a client must send its request head within this
+    body_timeout_s: float = 30.0  # a request body may stop arriving at most this long
     max_header_bytes: int = 16 * 1024  # cap on one request header line / field
     max_headers: int = 100  # cap on the number of request headers
     log_format: str = "json"  # "json" (one object per line) or "text"
@@ -72,6 +73,7 @@ class ServerSettings:
         _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
         _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
         _require(self.header_timeout_s > 0, "server.header_timeout_s", "must be > 0")
+        _require(self.body_timeout_s > 0, "server.body_timeout_s", "must be > 0")
         _require(self.shutdown_timeout_s >= 0, "server.shutdown_timeout_s", "must be >= 0")
         _require(
             self.loop in ("asyncio", "uvloop", "auto"),

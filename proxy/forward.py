@@ -30,7 +30,7 @@ from yarl import URL
 
 from .errors import clerk_error
 from .headers import forwarded_request_headers, forwarded_response_headers
-from .reading import read_capped_stream
+from .reading import BODY_IDLE_S, BodyStalled, next_piece, read_capped_stream
 
 __all__ = [
     "SKIP_AUTO_HEADERS",
@@ -100,15 +100,24 @@ class OriginAnswer:
 
 
 async def read_capped(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than `limit` bytes."""
+    """The whole request body, or None when it is longer than `limit` bytes;
+    BodyStalled when it stops arriving for `server.body_timeout_s`."""
     if request.content_length is not None and request.content_length > limit:
         return None
-    return await read_capped_stream(request.content, limit)
+    return await read_capped_stream(request.content, limit, idle_s=request.app.get(BODY_IDLE_S))
+
+
+_BODY_STALLED = web.RequestKey("body_stalled", bool)
 
 
 async def _stream_body(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        yield chunk
+    idle_s = request.app.get(BODY_IDLE_S)
+    try:
+        while chunk := await next_piece(request.content, _CHUNK, idle_s):
+            yield chunk
+    except BodyStalled:
+        request[_BODY_STALLED] = True  # the client's fault, whatever aiohttp makes of it
+        raise
 
 
 def _streamed_request(
@@ -191,6 +200,8 @@ async def forward_streaming(upstream: Upstream, request: web.Request) -> web.Str
             if request.transport is not None:
                 request.transport.close()
             return reply
+        if request.get(_BODY_STALLED):
+            raise BodyStalled from exc
         failure = _failure(exc)
         status = 504 if failure.kind == "timeout" else 502
         message = "the origin timed out" if status == 504 else "the origin could not be reached"

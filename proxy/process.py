@@ -110,12 +110,12 @@ async def _worker(settings: Settings, path: Path | None, index: int) -> None:
     loop.add_signal_handler(signal.SIGHUP, lambda: reload_keys(services, path))
     try:
         await runners[0].setup()
-        await web.TCPSite(
-            runners[0], server.host, server.port, backlog=1024, reuse_port=reuse_port
-        ).start()
+        await _listen(
+            web.TCPSite(runners[0], server.host, server.port, backlog=1024, reuse_port=reuse_port)
+        )
         if len(runners) > 1:
             await runners[1].setup()
-            await web.TCPSite(runners[1], server.host, server.metrics_port + index).start()
+            await _listen(web.TCPSite(runners[1], server.host, server.metrics_port + index))
         log.info(
             "serving on %s:%d (worker %d, pid %d, kid %s)",
             server.host,
@@ -125,6 +125,10 @@ async def _worker(settings: Settings, path: Path | None, index: int) -> None:
             services.keyring.active.kid,
         )
         await stop.wait()
+        # A reload while stopping would only race the shutdown (and, once the loop's
+        # handler is gone, kill the process): from here on SIGHUP is ignored.
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         log.info("stopping: finishing requests in flight (up to %gs)", server.shutdown_timeout_s)
     finally:
         for runner in reversed(runners):
@@ -132,10 +136,29 @@ async def _worker(settings: Settings, path: Path | None, index: int) -> None:
     log.info("stopped")
 
 
+class _ListenFailed(Exception):
+    """A listening socket could not be opened (the port is taken, say)."""
+
+
+async def _listen(site: web.TCPSite) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise _ListenFailed(f"cannot listen on {site.name}: {exc.strerror or exc}") from None
+
+
 def _run_worker(settings: Settings, path: Path | None, index: int) -> int:
+    """Serve until stopped: 0, or 2 when the port cannot be opened (one line logged)."""
+    # Until the loop installs its reload handler, a SIGHUP (the default kills) is dropped:
+    # the keys this worker is about to load are already the current ones.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     factory = event_loop_factory(settings.server.loop)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(_worker(settings, path, index))
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_worker(settings, path, index))
+    except _ListenFailed as exc:
+        log.error("%s", exc)
+        return 2
     return 0
 
 
@@ -154,7 +177,7 @@ def _supervise(settings: Settings, path: Path | None) -> int:
     for index in range(settings.server.workers):
         pid = os.fork()
         if pid == 0:  # the worker
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             code = 1
             try:
@@ -169,8 +192,11 @@ def _supervise(settings: Settings, path: Path | None) -> int:
 
     def relay(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
+        if signum == signal.SIGHUP and stopping:
+            return  # nothing to reload any more
         if signum != signal.SIGHUP:
             stopping = True
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nor after this process returns
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM if signum == signal.SIGINT else signum)

@@ -8,7 +8,9 @@ targets that are not a path, such as `*`, with its own 404.)
 The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
 `/metrics` are answered at the root (`/metrics` only when no
 `server.metrics_port` is set; with one, it is served there alone). Each
-branch names its route for the request log and the request metrics.
+branch names its route for the request log and the request metrics. A
+request body that stops arriving for `server.body_timeout_s` ends the
+request with a 408 (`reading.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .headers import forwarded_response_headers
 from .logs import note_route
 from .metrics import metrics_response
 from .push import handle_push
+from .reading import BodyStalled
 from .services import SERVICES, Services
 from .signout import SignOut, session_ids_in, session_ids_in_cookies, sign_out_of
 from .store import StoreUnavailable
@@ -40,6 +43,13 @@ _OPERATIONS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _dispatch(request)
+    except BodyStalled:
+        return clerk_error(request, 408, "request_timeout", "the request body stopped arriving")
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     raw_path, _, query = request.raw_path.partition("?")
     if not raw_path.startswith("/"):  # absolute-form: this is no forward proxy

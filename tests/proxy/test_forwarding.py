@@ -539,6 +539,28 @@ async def test_expect_100_continue_is_answered_by_the_edge_not_passed_on(tmp_pat
     assert received.body == body
 
 
+@pytest.mark.parametrize("target", ["/v1/client/sessions/sess_1/tokens", "/v1/client/sign_ups"])
+async def test_a_body_that_stops_arriving_gets_a_408(tmp_path: Path, target: str) -> None:
+    """Past `server.body_timeout_s` without a byte, on the token route (read whole) and
+    on a forwarded route (streamed to the origin, whose connection is let go)."""
+    server = ServerSettings(body_timeout_s=0.2)
+    async with (
+        RawOrigin() as origin,
+        edge_in_front(origin.url, tmp_path, server=server) as (edge, _),
+    ):
+        raw = await exchange(
+            edge,
+            get(
+                target,
+                "Content-Type: application/x-www-form-urlencoded",
+                "Content-Length: 1000",
+                method="POST",
+                body=b"organization_id=",  # and then nothing
+            ),
+        )
+    assert_clerk_error(raw, 408, "request_timeout")
+
+
 # -- origin failures ----------------------------------------------------------------------
 
 

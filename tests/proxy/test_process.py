@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -418,3 +419,17 @@ def _start(arguments: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
             [str(SERVE), *arguments], stdout=sink, stderr=sink
         )
+
+
+async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            with edge_process(config, port) as edge:
+                assert await exit_code(edge.process) == 2
+    text = edge.log.read_text()
+    assert "cannot listen on" in text
+    assert "Traceback" not in text
