@@ -153,13 +153,11 @@ class OriginHealth:
             self._probe_until = now + self._probe_lease_s
         return now
 
-    def _late(self, sent_at: float | None) -> bool:
+    def _late(self, sent_at: float) -> bool:
         """Sent before (or as) the breaker last opened: its outcome says nothing of now."""
-        return sent_at is not None and self._opened_at is not None and sent_at <= self._opened_at
+        return self._opened_at is not None and sent_at <= self._opened_at
 
-    def record_answer(
-        self, status: int, elapsed_s: float, *, sent_at: float | None = None
-    ) -> str | None:
+    def record_answer(self, status: int, elapsed_s: float, *, sent_at: float) -> str | None:
         """Classify an answer the origin gave; the failure kind, or None for a success."""
         if 500 <= status <= 599:
             kind = f"status_{status}"
@@ -171,19 +169,17 @@ class OriginHealth:
         self.record_failure(kind, sent_at=sent_at)
         return kind
 
-    def record_success(self, *, sent_at: float | None = None) -> None:
+    def record_success(self, *, sent_at: float) -> None:
         if self._late(sent_at):
             return  # the probe, sent after it opened, decides
         self._failures.clear()
         self._probe_until = float("-inf")
-        if self.state is BreakerState.OPEN:
-            return  # a late answer to a request sent before it opened: the probe decides
         if self._opened_at is not None:
             self._opened_at = None
             log.warning("origin breaker closed: the origin answers again")
             self._notify()
 
-    def record_failure(self, kind: str, *, sent_at: float | None = None) -> None:
+    def record_failure(self, kind: str, *, sent_at: float) -> None:
         if self._late(sent_at):
             return  # a timeout of a request sent before it opened is not the probe's
         now = self._clock()

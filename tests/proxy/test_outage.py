@@ -59,6 +59,13 @@ BREAKER = {
 MODES = ("stopped", "error503", "hang")
 
 
+def sent(health: OriginHealth) -> float:
+    """A request sent now, as `attempt()` lets it go (it must)."""
+    sent_at = health.attempt()
+    assert sent_at is not None
+    return sent_at
+
+
 def health_of(stack: Stack) -> OriginHealth:
     return stack.edge_app[SERVICES].health
 
@@ -228,12 +235,13 @@ async def test_client_errors_and_rate_limits_from_the_origin_are_not_failures(
             assert answer.status == 404
     assert health_of(outage_stack).state is BreakerState.CLOSED
     health = OriginHealth(clock=FakeClock(0), failure_threshold=1)
-    assert health.record_answer(429, 0.01) is None
-    assert health.record_answer(400, 0.01) is None
+    assert health.record_answer(429, 0.01, sent_at=sent(health)) is None
+    assert health.record_answer(400, 0.01, sent_at=sent(health)) is None
     assert health.state is BreakerState.CLOSED
-    assert health.record_answer(504, 0.01) == "status_504"
+    assert health.record_answer(504, 0.01, sent_at=sent(health)) == "status_504"
     assert health.state is BreakerState.OPEN
-    assert OriginHealth(clock=FakeClock(0)).record_answer(500, 0.01) == "status_500"
+    fresh = OriginHealth(clock=FakeClock(0))
+    assert fresh.record_answer(500, 0.01, sent_at=sent(fresh)) == "status_500"
 
 
 async def test_an_origin_answering_500_is_passed_on_and_opens_the_breaker(
@@ -257,9 +265,9 @@ async def test_an_origin_answering_500_is_passed_on_and_opens_the_breaker(
 async def test_answers_to_requests_sent_before_it_opened_leave_the_probe_to_decide() -> None:
     clock = FakeClock(1000)
     health = OriginHealth(clock=clock, failure_threshold=2, window_s=10, open_for_s=5)
-    early, late = health.attempt(), health.attempt()  # sent while it was closed
-    health.record_failure("timeout")
-    health.record_failure("timeout")
+    early, late = sent(health), sent(health)  # sent while it was closed
+    health.record_failure("timeout", sent_at=sent(health))
+    health.record_failure("timeout", sent_at=sent(health))
     assert health.state is BreakerState.OPEN
     assert health.record_answer(200, 0.01, sent_at=early) is None
     assert health.state is BreakerState.OPEN, "a late success does not close it"
@@ -270,7 +278,7 @@ async def test_answers_to_requests_sent_before_it_opened_leave_the_probe_to_deci
     assert health.state is BreakerState.HALF_OPEN, "it was not the probe that failed"
     assert health.record_answer(200, 0.01, sent_at=probe) is None
     assert health.state is BreakerState.CLOSED
-    assert health.record_answer(200, 0.01) is None  # a report without sent_at: as before
+    assert health.record_answer(200, 0.01, sent_at=sent(health)) is None  # closed: counted
     assert health.state is BreakerState.CLOSED
 
 
@@ -278,25 +286,27 @@ async def test_failures_outside_the_window_do_not_open_the_breaker() -> None:
     clock = FakeClock(1000)
     health = OriginHealth(clock=clock, failure_threshold=3, window_s=10, open_for_s=5)
     for _ in range(5):
-        health.record_failure("connect")
+        health.record_failure("connect", sent_at=sent(health))
         clock.advance(6)  # never three within ten seconds
     assert health.state is BreakerState.CLOSED
-    health.record_failure("connect")
+    health.record_failure("connect", sent_at=sent(health))
     clock.advance(1)
-    health.record_failure("timeout")
+    health.record_failure("timeout", sent_at=sent(health))
     assert health.state is BreakerState.OPEN
     assert not health.available
     clock.advance(5)
     assert health.state is BreakerState.HALF_OPEN
     assert health.available
-    assert health.attempt() is not None  # one probe at a time
+    probe = health.attempt()
+    assert probe is not None  # one probe at a time
     assert not health.available
     assert health.attempt() is None, "a second request, which saw it available, is held back"
-    health.record_failure("connect")
+    health.record_failure("connect", sent_at=probe)
     assert health.state is BreakerState.OPEN
     clock.advance(5)
-    assert health.attempt() is not None
-    health.record_success()
+    probe = health.attempt()
+    assert probe is not None
+    health.record_success(sent_at=probe)
     assert health.state is BreakerState.CLOSED
     assert health.available
 
