@@ -10,7 +10,10 @@ and values are fresh objects, as in the running edge), then the client
 binding and the client's session list. It prints the growth of the
 process's resident set (`/proc/self/statm`), bytes per session, and the
 microseconds of one `state` and one `settle` (the two store calls of an edge
-mint) and of one `remember` (after an origin answer), taken on the filled store.
+mint) and of one `remember` (after an origin answer), taken on the filled store,
+and how long one full garbage collection takes then (with the heap frozen
+at start, as `serve` does: `proxy/heap.py`): the event loop stops for that
+long each time CPython runs one.
 
 Then it fills the memo of edge-signed tokens (`proxy/signed.py`) to its
 default bound, `tokens.remember_signed` sessions, each entry made as an edge
@@ -35,6 +38,7 @@ from minter import ClaimsRecord, Mint, prepare_clone
 from minter.jws import b64url_encode, encode_json, parse_json_object
 from minter.keys import SigningKey, load_private_key
 from proxy.config import Settings
+from proxy.heap import freeze_startup_heap
 from proxy.keygen import generate_key_pem
 from proxy.signed import SignedHere
 from proxy.store import MemoryStore, open_store
@@ -133,6 +137,16 @@ async def _time_calls(
     return state_us, settle_us, remember_us
 
 
+def _full_collection_ms() -> float:
+    """One full collection once the store has settled: a tuple stops being tracked
+    one nesting level per pass, as the running edge's own collections do."""
+    for _ in range(4):
+        gc.collect()
+    started = time.perf_counter()
+    gc.collect()
+    return (time.perf_counter() - started) * 1e3
+
+
 def _memo_growth(entries: int, ttl_s: float, iat: int) -> int:
     """Resident bytes of a signed-token memo holding `entries` edge mints."""
     key: SigningKey = load_private_key(generate_key_pem())
@@ -162,12 +176,14 @@ async def main(sessions: int, rounds: int) -> None:
     before = _rss()
     store = open_store(settings, clock)
     assert isinstance(store, MemoryStore)
+    freeze_startup_heap()  # as `serve` does once the app has started
     started = time.perf_counter()
     sample = await _fill(store, sessions, iat=int(time.time()))
     fill_s = time.perf_counter() - started
     gc.collect()
     grown = _rss() - before
     state_us, settle_us, remember_us = await _time_calls(store, sample, rounds)
+    pause_ms = _full_collection_ms()
     per_session = grown / sessions
     projected = per_session * 1_000_000
     print(
@@ -183,6 +199,7 @@ async def main(sessions: int, rounds: int) -> None:
     print(f"state()            {state_us:>12.2f} us")
     print(f"settle()           {settle_us:>12.2f} us")
     print(f"remember()         {remember_us:>12.2f} us")
+    print(f"full collection    {pause_ms:>12.1f} ms  (gc.collect() on the filled store)")
     tokens = settings.tokens
     entries = tokens.remember_signed
     # In a fresh process: this one's freed pages would hide the memo's growth.

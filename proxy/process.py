@@ -49,6 +49,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import ConfigError, Settings, load_settings
+from .heap import freeze_startup_heap
 from .keys import load_signing_keys
 from .metrics import metrics_app
 from .services import SERVICES, Services
@@ -110,6 +111,7 @@ async def _worker(settings: Settings, path: Path | None, index: int) -> None:
     loop.add_signal_handler(signal.SIGHUP, lambda: reload_keys(services, path))
     try:
         await runners[0].setup()
+        freeze_startup_heap()  # the store's tables and the app, out of every collection
         await _listen(
             web.TCPSite(runners[0], server.host, server.port, backlog=1024, reuse_port=reuse_port)
         )

@@ -9,7 +9,7 @@ Kept compact, for a million sessions in well under 1.5 GB (`bench/memory.py`):
 
 - What a session's refreshes read and write together (its claims records, one
   per organization, and the client it was served to) lives in one small
-  slotted object in one table keyed by session id, instead of one table per
+  tuple in one table keyed by session id, instead of one table per
   fact with its own keys and cache links. Each fact carries its own expiry,
   so the lifetimes above hold exactly; the table's entry lives as long as the
   longest of them from the session's last write, so it never outlives what
@@ -108,41 +108,58 @@ def _live(packed: bytes | None, now: float) -> bytes | None:
     return packed
 
 
-class _Session:
-    """One session's records (packed, per organization) and its client binding.
+# One session's records (packed, per organization) and its client binding:
+# (organization_id, record, others, client_key, client_expires). The first
+# organization's record sits in a field of its own; a session that has been
+# refreshed in several organizations keeps the others as (organization_id,
+# record) pairs.
+#
+# Plain tuples of strings, bytes and numbers, replaced on each write, rather
+# than an object with slots: CPython's garbage collector stops tracking such a
+# tuple after its first pass (a dict or any other object inside would keep it
+# tracked), so a full collection does not walk a million sessions. With a
+# slotted object per session it did, stopping the event loop for about half a
+# second each time (`bench/memory.py` prints the pause).
+_Others = tuple[tuple[str, bytes], ...]
+_Session = tuple[str, bytes | None, _Others, str | None, float]
+_NO_SESSION: _Session = ("", None, (), None, 0.0)
 
-    The first organization's record sits in a slot of its own; a session that
-    has been refreshed in several organizations keeps the others in a dict.
-    """
 
-    __slots__ = ("client_expires", "client_key", "organization_id", "others", "record")
+def _record_for(session: _Session, organization_id: str, now: float) -> bytes | None:
+    first_organization, record, others, _, _ = session
+    if organization_id == first_organization:
+        return _live(record, now)
+    for other, kept in others:
+        if other == organization_id:
+            return _live(kept, now)
+    return None
 
-    def __init__(self) -> None:
-        self.organization_id = ""
-        self.record: bytes | None = None
-        self.others: dict[str, bytes] | None = None
-        self.client_key: str | None = None
-        self.client_expires = 0.0
 
-    def record_for(self, organization_id: str, now: float) -> bytes | None:
-        if organization_id == self.organization_id:
-            return _live(self.record, now)
-        if self.others is None:
-            return None
-        return _live(self.others.get(organization_id), now)
+def _with_record(session: _Session, organization_id: str, packed: bytes, now: float) -> _Session:
+    first_organization, record, others, client_key, client_expires = session
+    if organization_id == first_organization or _live(record, now) is None:
+        others = tuple((org, kept) for org, kept in others if org != organization_id)
+        return organization_id, packed, others, client_key, client_expires
+    others = tuple(
+        (org, kept) for org, kept in others if org != organization_id and _live(kept, now)
+    )
+    return (
+        first_organization,
+        record,
+        (*others, (organization_id, packed)),
+        client_key,
+        client_expires,
+    )
 
-    def keep(self, organization_id: str, packed: bytes, now: float) -> None:
-        if organization_id == self.organization_id or _live(self.record, now) is None:
-            if organization_id != self.organization_id and self.others is not None:
-                self.others.pop(organization_id, None)
-            self.organization_id, self.record = organization_id, packed
-            return
-        others = {org: kept for org, kept in (self.others or {}).items() if _live(kept, now)}
-        others[organization_id] = packed
-        self.others = others
 
-    def client_at(self, now: float) -> str | None:
-        return self.client_key if now < self.client_expires else None
+def _with_client(session: _Session, client_key: str, client_expires: float) -> _Session:
+    first_organization, record, others, _, _ = session
+    return first_organization, record, others, client_key, client_expires
+
+
+def _client_at(session: _Session, now: float) -> str | None:
+    _, _, _, client_key, client_expires = session
+    return client_key if now < client_expires else None
 
 
 class MemoryStore:
@@ -201,9 +218,9 @@ class MemoryStore:
         freshest = client_key = None
         if session is not None:
             now = self._timer()
-            packed = session.record_for(organization_id, now)
+            packed = _record_for(session, organization_id, now)
             freshest = None if packed is None else _unpack(packed)
-            client_key = session.client_at(now)
+            client_key = _client_at(session, now)
         return SessionState(
             revoked=session_id in self._revoked,
             stale_mark=max(marks) if marks else None,
@@ -213,14 +230,13 @@ class MemoryStore:
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
         now = self._timer()
-        session = self._sessions.get(session_id)
-        if session is None:
-            session = _Session()
-        current = session.record_for(organization_id, now)
+        session = self._sessions.get(session_id) or _NO_SESSION
+        current = _record_for(session, organization_id, now)
         if current is not None and _HEADER.unpack_from(current)[1] > record.oiat:
             return False
-        session.keep(organization_id, _pack(record, now + self._record_ttl_s), now)
-        self._sessions.set(session_id, session)  # the entry lives on from this write
+        packed = _pack(record, now + self._record_ttl_s)
+        # The entry lives on from this write.
+        self._sessions.set(session_id, _with_record(session, organization_id, packed, now))
         return True
 
     async def settle(
@@ -233,7 +249,7 @@ class MemoryStore:
         if mark is not None and mark >= oiat:
             return Settled.SUPERSEDED
         session = self._sessions.get(session_id)
-        stored = None if session is None else session.record_for(organization_id, self._timer())
+        stored = None if session is None else _record_for(session, organization_id, self._timer())
         if stored is not None and _HEADER.unpack_from(stored)[1] > oiat:
             return Settled.SUPERSEDED
         if record is not None:
@@ -256,12 +272,9 @@ class MemoryStore:
                 self._keep_mark(table, key, max(mark, table.get(key) or mark))
 
     async def note_client_session(self, client_key: str, session_id: str) -> None:
-        session = self._sessions.get(session_id)
-        if session is None:
-            session = _Session()
-        session.client_key = client_key
-        session.client_expires = self._timer() + self._revocation_ttl_s
-        self._sessions.set(session_id, session)
+        session = self._sessions.get(session_id) or _NO_SESSION
+        expires = self._timer() + self._revocation_ttl_s
+        self._sessions.set(session_id, _with_client(session, client_key, expires))
         # Written on every note, as Redis does, so the list lives on while in use.
         known = self._client_sessions.get(client_key) or ()
         if session_id not in known:

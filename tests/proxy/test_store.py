@@ -6,6 +6,7 @@ Every test here runs twice, on the memory store and on the Redis store
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 
 from minter import ClaimsRecord
 from proxy.config import Settings, StoreSettings
+from proxy.expiring import ExpiringTable
+from proxy.heap import freeze_startup_heap
 from proxy.store import (
     MemoryStore,
     RedisStore,
@@ -257,6 +260,48 @@ async def test_memory_a_session_keeps_a_record_per_organization(clock: FakeClock
         False,
         True,
     ]
+
+
+async def test_memory_sessions_are_not_walked_by_a_full_garbage_collection(
+    clock: FakeClock,
+) -> None:
+    """A million sessions must not each be an object that every full collection visits."""
+    store = memory_store(clock, max_entries=10_000)
+    await store.remember("sess_warm", "", record(1))  # the table's own objects exist
+    gc.collect()
+    tracked_before = len(gc.get_objects())
+    for index in range(2000):
+        session_id = f"sess_{index}"
+        await store.remember(session_id, "", record(100))
+        await store.remember(session_id, "org_a", record(100, org="org_a"))
+        await store.note_client_session(f"client_{index}", session_id)
+    await store.revoke(["sess_0"])
+    await store.mark_stale(session_ids=["sess_1"], user_ids=["user_1"], mark=100)
+    for _ in range(4):  # a tuple is untracked once its items are: one level a pass
+        gc.collect()
+    tracked_now = len(gc.get_objects())
+    assert tracked_now - tracked_before < 100
+    state = await store.state("sess_7", "org_a", "user_1")
+    assert state.freshest is not None
+    assert state.freshest.claims["org"] == "org_a"
+    assert state.client_key == "client_7"
+
+
+async def test_memory_tables_built_at_start_are_frozen_out_of_collections(
+    clock: FakeClock,
+) -> None:
+    store = memory_store(clock, max_entries=10_000)
+    tables = [table._entries for table in vars(store).values() if isinstance(table, ExpiringTable)]
+    assert len(tables) == 5
+    freeze_startup_heap()
+    try:
+        await store.remember("sess_1", "", record(100))  # written after the freeze
+        tracked = {id(container) for container in gc.get_objects()}
+        assert not [table for table in tables if id(table) in tracked]
+        assert gc.get_freeze_count() > 0
+        assert (await store.state("sess_1", "", "user_1")).freshest is not None
+    finally:
+        gc.unfreeze()
 
 
 async def test_memory_bound_evicts_the_least_recent_session_never_a_revocation(
