@@ -34,7 +34,7 @@ from .routes import dispatch
 from .services import SERVICES, Services
 from .serving import handler_args
 from .signed import SignedHere
-from .store import SessionStore, open_store
+from .store import SessionStore, StoreUnavailable, open_store
 
 __all__ = ["create_app"]
 
@@ -150,6 +150,10 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
             sock_read=settings.origin.timeout_s,
         ),
     )
+    try:
+        await services.store.start()
+    except StoreUnavailable:
+        log.warning("session store unavailable at start; will retry on the first refresh")
     keyring = services.keyring
     if not await keyring.refresh(session):
         log.warning("origin JWKS unavailable at start; will retry")

@@ -5,6 +5,14 @@ Per session: a revocation tombstone and a stale mark; per user: a stale mark
 (claims whose `oiat` is at or before the mark must come from the origin).
 Per client credential: the session ids seen on its token requests, so a
 `DELETE /v1/client` (which names no session) can be turned into revocations.
+
+A store only knows the sign-outs it was told since its data began: a memory
+store since the edge started, Redis since its data set was created (a Redis
+that restarted empty starts a new one). Claims assembled before that may
+belong to a session signed out meanwhile, and are older than the highest
+`oiat` the edge may have issued, so `state` folds the store's own birth into
+the stale mark: such claims go to the origin once, which answers for the
+session as it is now, and edge mints resume from that answer.
 """
 
 from __future__ import annotations
@@ -31,8 +39,15 @@ class Settled(StrEnum):
 
 
 class SessionStore(Protocol):
+    async def start(self) -> None:
+        """When the edge starts: a store whose data set has not begun begins it now.
+        StoreUnavailable when it cannot be reached (the first `state` then does it)."""
+
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
-        """Revocation, stale mark and freshest record for one session and organization."""
+        """Revocation, stale mark and freshest record for one session and organization.
+
+        The stale mark is the highest of the session's, the user's and the
+        second before the store's data began."""
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
         """Keep `record` unless one with a higher `oiat` is stored; True when kept."""

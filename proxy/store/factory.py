@@ -29,6 +29,7 @@ def open_store(settings: Settings, clock: Callable[[], float]) -> SessionStore:
             socket_timeout_s=store.socket_timeout_s,
             record_ttl_s=record_ttl_s,
             revocation_ttl_s=tokens.revocation_ttl_s,
+            clock=clock,
         )
     return MemoryStore(
         max_entries=store.max_sessions,

@@ -190,6 +190,9 @@ class MemoryStore:
             max_entries=max_entries, ttl_s=revocation_ttl_s, clock=timer
         )
         self._forgotten_until = 0.0  # a pushed-out sign-out or stale mark lived until then
+        # Claims assembled before this store began are stale (`base.py`): an edge that
+        # restarted has forgotten the sign-outs and the freshest claims it knew.
+        self._born_mark = int(timer()) - 1
 
     def _vouch(self) -> None:
         """Refuse to answer while a sign-out or stale mark pushed out by the bound still lives."""
@@ -207,6 +210,9 @@ class MemoryStore:
                 )
             self._forgotten_until = pushed_out_until
 
+    async def start(self) -> None:
+        return None  # its data set began when it was built
+
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
         self._vouch()
         marks = [
@@ -214,6 +220,7 @@ class MemoryStore:
             for mark in (self._stale_sessions.get(session_id), self._stale_users.get(user_id))
             if mark is not None
         ]
+        marks.append(self._born_mark)
         session = self._sessions.get(session_id)
         freshest = client_key = None
         if session is not None:
@@ -223,7 +230,7 @@ class MemoryStore:
             client_key = _client_at(session, now)
         return SessionState(
             revoked=session_id in self._revoked,
-            stale_mark=max(marks) if marks else None,
+            stale_mark=max(marks),
             freshest=freshest,
             client_key=client_key,
         )

@@ -1,7 +1,7 @@
 """The shared store: Redis (or Valkey, or any Redis-protocol server) behind several edges.
 
-Keys (every one expires; `{sid}` is a Redis Cluster hash tag, so all keys of
-a session live in one slot and every script touches one slot only):
+Keys (`{sid}` is a Redis Cluster hash tag, so all keys of a session live in
+one slot and every script touches one slot only):
 
     sm:{sid}:rec:<org>   hash  o = highest oiat, d = orjson [cat, origin_lifetime_s, claims]
                                TTL outage_max_claims_age_s + lifetime_s
@@ -11,11 +11,21 @@ a session live in one slot and every script touches one slot only):
                                TTL revocation_ttl_s
     sm:{u:<user>}:stale  mark  TTL revocation_ttl_s (its own slot: keyed by user)
     sm:{c:<client>}:sids list  the last 64 session ids seen, TTL revocation_ttl_s
+    sm:born              mark  the second before this data set began; no TTL
+
+Every key but `sm:born` expires. `sm:born` is written (SET NX) when an edge
+starts, and by the first `state` that finds it missing: on a new Redis, and
+on one that lost its data (restarted without persistence, flushed). Claims assembled before it are
+stale (`base.py`), so the sign-outs such a Redis forgot cannot be minted
+past: each session's next refresh goes to the origin once. It cannot see a
+partial loss (the last second of an AOF, a failover to a lagging replica),
+and under an `allkeys-*` eviction policy an evicted `sm:born` costs every
+session one refresh at the origin.
 
 Writes that compare are Lua scripts (atomic on the server): raising a
 record is a compare-and-set on `oiat` (equal allowed, lower refused), a
 stale mark only ever rises. `state` is one pipelined round trip (HMGET,
-MGET, GET); `settle` after an edge mint is one more (a script over the
+MGET, GET, GET); `settle` after an edge mint is one more (a script over the
 session's keys). The user's
 stale mark sits in another slot, so on Cluster that pipeline fans out to two
 nodes in parallel; no script ever spans slots.
@@ -32,7 +42,7 @@ timeout is not retried. Every Redis or socket error becomes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -52,6 +62,7 @@ __all__ = ["RedisStore"]
 log = logging.getLogger(__name__)
 
 _MAX_SESSIONS_PER_CLIENT = 64
+_BORN_KEY = "sm:born"
 
 _REMEMBER = """
 local current = redis.call('HGET', KEYS[1], 'o')
@@ -146,8 +157,10 @@ class RedisStore:
         *,
         record_ttl_s: int,
         revocation_ttl_s: int,
+        clock: Callable[[], float],
     ) -> None:
         self._redis = client
+        self._clock = clock
         self._record_ttl_s = record_ttl_s
         self._revocation_ttl_s = revocation_ttl_s
         self._remember = client.register_script(_REMEMBER)
@@ -165,6 +178,7 @@ class RedisStore:
         socket_timeout_s: float,
         record_ttl_s: int,
         revocation_ttl_s: int,
+        clock: Callable[[], float],
     ) -> RedisStore:
         """A store on a new client; nothing connects until the first command."""
         client = aioredis.Redis.from_url(
@@ -174,7 +188,9 @@ class RedisStore:
             retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
             decode_responses=False,
         )
-        return cls(client, record_ttl_s=record_ttl_s, revocation_ttl_s=revocation_ttl_s)
+        return cls(
+            client, record_ttl_s=record_ttl_s, revocation_ttl_s=revocation_ttl_s, clock=clock
+        )
 
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
         try:
@@ -188,16 +204,36 @@ class RedisStore:
                     ]
                 )
                 pipe.get(_user_stale_key(user_id))
-                (oiat, data), (revoked, session_mark, bound), user_mark = await pipe.execute()
+                pipe.get(_BORN_KEY)
+                answers = await pipe.execute()
+            (oiat, data), (revoked, session_mark, bound), user_mark, born = answers
+            if born is None:
+                born = await self._mark_birth()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         marks = [mark for mark in (_mark(session_mark), _mark(user_mark)) if mark is not None]
         return SessionState(
             revoked=revoked is not None or session_id in self.pending,
-            stale_mark=max(marks) if marks else None,
+            stale_mark=max([int(born), *marks]),
             freshest=_unpack(oiat, data),
             client_key=None if bound is None else bound.decode("utf-8"),
         )
+
+    async def start(self) -> None:
+        try:
+            await self._mark_birth()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _mark_birth(self) -> bytes:
+        """Start a data set: the first edge to find none sets its mark, all read it."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(_BORN_KEY, int(self._clock()) - 1, nx=True)
+            pipe.get(_BORN_KEY)
+            created, born = await pipe.execute()
+        if created:
+            log.warning("a new Redis data set: claims assembled before now go to the origin once")
+        return born  # type: ignore[no-any-return]
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
         kept = await self._run(

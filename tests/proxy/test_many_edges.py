@@ -59,6 +59,7 @@ class Edges:
             socket_timeout_s=1,
             record_ttl_s=60,
             revocation_ttl_s=60,
+            clock=time.time,
         )
 
 
@@ -133,6 +134,13 @@ async def running_edges(folder: Path, redis: RedisServer) -> AsyncIterator[Edges
 @pytest.fixture
 async def edges(tmp_path: Path, redis_url: str, shared_redis: RedisServer) -> AsyncIterator[Edges]:
     assert redis_url == shared_redis.url  # requested for its flush
+    # A data set begun an hour ago: the tokens crafted below, with their `oiat` in
+    # the past, are claims from after its start (`proxy/store/base.py`).
+    client = shared_redis.client()
+    try:
+        client.set("sm:born", int(time.time()) - 3600)
+    finally:
+        client.close()
     async with running_edges(tmp_path, shared_redis) as running:
         yield running
 

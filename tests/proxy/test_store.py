@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from minter import ClaimsRecord
 from proxy.config import Settings, StoreSettings
@@ -43,10 +44,11 @@ def record(oiat: int, **claims: object) -> ClaimsRecord:
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(
-    request: pytest.FixtureRequest, redis_url: str, clock: FakeClock
-) -> AsyncIterator[SessionStore]:
-    opened = open_store(Settings(store=store_settings(request.param, redis_url)), clock)
+async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[SessionStore]:
+    """A store begun at second 0: the small `oiat`s below are claims from after its start."""
+    settings = Settings(store=store_settings(request.param, redis_url))
+    opened = open_store(settings, FakeClock(0))
+    await opened.start()
     yield opened
     await opened.close()
 
@@ -121,7 +123,7 @@ async def test_revocation_is_seen_by_state_and_is_revoked(store: SessionStore) -
 
 
 async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionStore) -> None:
-    assert (await store.state("sess_1", "", "user_1")).stale_mark is None
+    assert (await store.state("sess_1", "", "user_1")).stale_mark == -1, "the store's start"
     await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=500)
     await store.mark_stale(session_ids=["sess_1"], user_ids=[], mark=400)
     assert (await store.state("sess_1", "", "user_1")).stale_mark == 500
@@ -129,6 +131,44 @@ async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionSt
     assert (await store.state("sess_1", "", "user_1")).stale_mark == 600
     assert (await store.state("sess_2", "", "user_1")).stale_mark == 600, "marks follow the user"
     assert (await store.state("sess_1", "", "user_2")).stale_mark == 500
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_claims_assembled_before_the_store_began_are_stale(
+    backend: str, redis_url: str
+) -> None:
+    """An edge that restarted (memory) or a new Redis never heard of older sign-outs."""
+    store = open_store(Settings(store=store_settings(backend, redis_url)), FakeClock(1000))
+    try:
+        await store.start()
+        state = await store.state("sess_1", "", "user_1")
+        assert state.stale_mark == 999, "claims of second 1000 on are the store's own"
+    finally:
+        await store.close()
+
+
+async def test_a_redis_that_lost_its_data_begins_a_new_data_set(redis_url: str) -> None:
+    clock = FakeClock(1000)
+    settings = Settings(store=store_settings("redis", redis_url))
+    store, other_edge = open_store(settings, clock), open_store(settings, FakeClock(5000))
+    try:
+        await store.start()
+        await store.revoke(["sess_1"])
+        assert (await store.state("sess_1", "", "user_1")).revoked
+        clock.advance(500)
+        flushed = redis.Redis.from_url(redis_url)
+        try:
+            flushed.flushall()  # a restart without persistence
+        finally:
+            flushed.close()
+        state = await store.state("sess_1", "", "user_1")
+        assert not state.revoked, "the sign-out is gone with the data"
+        assert state.stale_mark == 1499, "so nothing assembled before the loss is cloned"
+        await other_edge.start()  # an edge starting later does not move the start
+        assert (await other_edge.state("sess_1", "", "user_1")).stale_mark == 1499
+    finally:
+        await store.close()
+        await other_edge.close()
 
 
 async def settle(store: SessionStore, oiat: int, kept: ClaimsRecord | None = None) -> Settled:
@@ -389,6 +429,29 @@ async def test_edge_sign_out_sends_the_next_refresh_to_origin(edge: Stack) -> No
     assert after.status != 200, "the origin does not mint for an ended session"
     assert edge.decisions()[("origin", "revoked")] == 1
     assert ("minted", "edge") not in edge.decisions()
+
+
+async def test_edge_a_sign_out_lost_with_the_redis_data_still_goes_to_the_origin(
+    redis_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    async with (
+        running_stack(tmp_path, clock, store=store_settings("redis", redis_url)) as edge,
+        Browser(edge.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt
+        ended = await browser.request("POST", f"/v1/client/sessions/{sid}/end")
+        assert ended.status == 200
+        clock.advance(5)
+        flushed = redis.Redis.from_url(redis_url)
+        try:
+            flushed.flushall()  # the tombstone with it
+        finally:
+            flushed.close()
+        after = await browser.refresh(sid, token=token)
+        assert after.status != 200, "the origin does not mint for an ended session"
+        assert edge.decisions()[("origin", "stale")] == 1
+        assert ("minted", "edge") not in edge.decisions()
 
 
 async def test_edge_whole_client_sign_out_revokes_the_sessions_it_saw(edge: Stack) -> None:
