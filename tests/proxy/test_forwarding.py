@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from proxy.config import OriginSettings, ServerSettings
+from proxy.services import SERVICES
 from tests.proxy.raw_origin import (
     GUARD_S,
     RawOrigin,
@@ -559,6 +561,53 @@ async def test_a_body_that_stops_arriving_gets_a_408(tmp_path: Path, target: str
             ),
         )
     assert_clerk_error(raw, 408, "request_timeout")
+
+
+class LoggedStatuses(logging.Handler):
+    """The status of each request line the edge logs, as the lines are written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: asyncio.Queue[int] = asyncio.Queue()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statuses.put_nowait(record.__dict__["status"])
+
+
+@pytest.mark.parametrize("framing", ["Content-Length: 1000", "Transfer-Encoding: chunked"])
+async def test_a_client_hanging_up_mid_upload_is_a_499_not_an_origin_failure(
+    tmp_path: Path, framing: str
+) -> None:
+    """The client went away: logged and counted as 499, as on the token route, never as
+    a 502 that tells operators the origin failed."""
+    logged = LoggedStatuses()
+    request_log = logging.getLogger("session_minter.request")
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    request_log.addHandler(logged)
+    try:
+        async with (
+            RawOrigin() as origin,
+            edge_in_front(origin.url, tmp_path) as (edge, app),
+        ):
+            _, writer = await asyncio.open_connection(*host_port(edge))
+            writer.write(get("/v1/me/profile_image", framing, method="POST", body=b"5\r\npart"))
+            await writer.drain()
+            writer.close()  # mid-body
+            await writer.wait_closed()
+            status = await asyncio.wait_for(logged.statuses.get(), GUARD_S)
+            registry = app[SERVICES].metrics.registry
+    finally:
+        request_log.removeHandler(logged)
+        request_log.setLevel(level)
+    assert status == 499
+    counted = {
+        code: registry.get_sample_value(
+            "session_minter_requests_total", {"route": "forward", "status": code}
+        )
+        for code in ("499", "502")
+    }
+    assert counted == {"499": 1.0, "502": None}
 
 
 # -- origin failures ----------------------------------------------------------------------
