@@ -17,6 +17,7 @@ __all__ = [
     "connection_tokens",
     "forwarded_request_headers",
     "forwarded_response_headers",
+    "has_unsupported_transfer_coding",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -42,6 +43,21 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
     for value in headers.getall("Connection", ()):
         names.update(token.strip().lower() for token in value.split(",") if token.strip())
     return frozenset(names)
+
+
+# What the server's parser undoes on a request body. Any other transfer coding
+# would reach the origin still applied, with no header left to say so.
+_UNDONE_TRANSFER_CODINGS = frozenset({"chunked", "identity"})
+
+
+def has_unsupported_transfer_coding(headers: Headers) -> bool:
+    """Is the body in a transfer coding besides `chunked`? (RFC 9112 6.1: answer 501.)"""
+    codings = (
+        coding.strip().lower()
+        for value in headers.getall("Transfer-Encoding", ())
+        for coding in value.split(",")
+    )
+    return any(coding and coding not in _UNDONE_TRANSFER_CODINGS for coding in codings)
 
 
 # The edge itself answered `Expect: 100-continue` and holds the body: the origin,

@@ -803,3 +803,44 @@ async def test_compressed_request_bodies_are_forwarded_byte_for_byte(
     [received] = origin.forwarded()
     assert received.body == payload
     assert received.all("Content-Encoding") == [encoding]
+
+
+@pytest.mark.parametrize(
+    "target", ["/v1/me/profile_image", "/v1/client/sessions/sess_1/tokens", "/v1/client"]
+)
+async def test_a_body_in_a_transfer_coding_other_than_chunked_is_a_501(
+    tmp_path: Path, target: str
+) -> None:
+    """Framing is the edge's to undo, and it only undoes `chunked`: a gzip-coded body
+    would otherwise reach the origin still compressed, with nothing saying so."""
+    coded = gzip.compress(b"organization_id=")
+    chunked = b"%x\r\n" % len(coded) + coded + b"\r\n0\r\n\r\n"
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge,
+            get(
+                target,
+                "Content-Type: application/x-www-form-urlencoded",
+                "Transfer-Encoding: gzip, chunked",
+                method="POST",
+                body=chunked,
+            ),
+        )
+    assert_clerk_error(raw, 501, "unsupported_transfer_coding")
+    assert origin.forwarded() == []
+
+
+async def test_identity_then_chunked_is_plain_chunked(tmp_path: Path) -> None:
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge,
+            get(
+                "/v1/upload",
+                "Transfer-Encoding: identity, chunked",
+                method="POST",
+                body=b"5\r\nhello\r\n0\r\n\r\n",
+            ),
+        )
+    assert parse_answer(raw).status == 200
+    [received] = origin.forwarded()
+    assert received.body == b"hello"
