@@ -33,6 +33,9 @@ HOP_BY_HOP = frozenset(
 )
 _NEVER_COPIED = frozenset({"content-length", "host"})
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+# The same claims (client address, scheme, host) in other spellings: passed on
+# only from a trusted proxy, never rewritten.
+_OTHER_FORWARDED = frozenset({"forwarded", "x-real-ip"})
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
@@ -65,6 +68,7 @@ def has_unsupported_transfer_coding(headers: Headers) -> bool:
 _ANSWERED_BY_THE_EDGE = frozenset({"expect"})
 _ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
 _DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED | _ANSWERED_BY_THE_EDGE
+_DROPPED_FROM_UNTRUSTED = _DROPPED_FROM_REQUESTS | _OTHER_FORWARDED
 
 
 def _end_to_end_pairs(headers: Headers, drop: frozenset[str]) -> list[tuple[str, str]]:
@@ -85,11 +89,13 @@ def forwarded_request_headers(
     """Headers for the origin: end-to-end ones, X-Forwarded-*, and Host.
 
     `trust_forwarded`: the peer is a trusted proxy, so incoming X-Forwarded-*
-    values are kept (and the peer appended); otherwise they are replaced.
+    values are kept (and the peer appended); otherwise they are replaced, and
+    `Forwarded` and `X-Real-IP` are dropped.
     `origin_host`: the Host to send, or None to pass the client's through.
     """
     # X-Forwarded-* and Host are among the dropped names: each is added once, below.
-    pairs = _end_to_end_pairs(incoming, _DROPPED_FROM_REQUESTS)
+    drop = _DROPPED_FROM_REQUESTS if trust_forwarded else _DROPPED_FROM_UNTRUSTED
+    pairs = _end_to_end_pairs(incoming, drop)
     prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
     pairs.append(("X-Forwarded-For", f"{prior_for}, {peer}" if prior_for else peer))
     proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None

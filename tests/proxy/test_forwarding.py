@@ -307,6 +307,30 @@ async def test_x_forwarded_for_is_appended_only_behind_a_trusted_proxy(
         assert received.one("X-Forwarded-Host") == "app.example.test"
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_other_client_address_claims_are_kept_only_behind_a_trusted_proxy(
+    tmp_path: Path, trusted: bool
+) -> None:
+    """`Forwarded` (RFC 7239) and `X-Real-IP` say what X-Forwarded-* say: a client
+    that is not a trusted proxy cannot pass a made-up address or scheme on in them."""
+    server = ServerSettings(trusted_proxies=("127.0.0.1",) if trusted else ())
+    claims = [
+        "Forwarded: for=203.0.113.9;proto=https;host=accounts.example.test",
+        "X-Real-IP: 203.0.113.9",
+    ]
+    async with (
+        RawOrigin() as origin,
+        edge_in_front(origin.url, tmp_path, server=server) as (edge, _),
+    ):
+        await exchange(edge, get("/v1/client", *claims))
+    [received] = origin.forwarded()
+    kept = [
+        f"{name}: {value}" for name, value in received.headers if name in ("Forwarded", "X-Real-IP")
+    ]
+    assert kept == (claims if trusted else [])
+    assert received.all("X-Forwarded-For") == ["127.0.0.1"]
+
+
 async def test_every_set_cookie_reaches_the_client_in_order(tmp_path: Path) -> None:
     cookies = [
         "__client=abc; Path=/; HttpOnly; Secure; SameSite=Lax",
