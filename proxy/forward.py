@@ -108,15 +108,21 @@ async def read_capped(request: web.Request, limit: int) -> bytes | None:
 
 
 _BODY_STALLED = web.RequestKey("body_stalled", bool)
+_CLIENT_GONE = web.RequestKey("client_gone", bool)
 
 
 async def _stream_body(request: web.Request) -> AsyncIterator[bytes]:
+    """The client's body, piece by piece. Its failures are the client's fault,
+    whatever aiohttp's client makes of them: they are noted on the request."""
     idle_s = request.app.get(BODY_IDLE_S)
     try:
         while chunk := await next_piece(request.content, _CHUNK, idle_s):
             yield chunk
     except BodyStalled:
-        request[_BODY_STALLED] = True  # the client's fault, whatever aiohttp makes of it
+        request[_BODY_STALLED] = True
+        raise
+    except ConnectionResetError:
+        request[_CLIENT_GONE] = True
         raise
 
 
@@ -202,6 +208,9 @@ async def forward_streaming(upstream: Upstream, request: web.Request) -> web.Str
             return reply
         if request.get(_BODY_STALLED):
             raise BodyStalled from exc
+        if request.get(_CLIENT_GONE):
+            # Answered as on the token route: a 499, not an origin failure.
+            raise ConnectionResetError("the client hung up mid-body") from exc
         failure = _failure(exc)
         status = 504 if failure.kind == "timeout" else 502
         message = "the origin timed out" if status == 504 else "the origin could not be reached"

@@ -17,6 +17,7 @@ __all__ = [
     "connection_tokens",
     "forwarded_request_headers",
     "forwarded_response_headers",
+    "has_unsupported_transfer_coding",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -32,6 +33,9 @@ HOP_BY_HOP = frozenset(
 )
 _NEVER_COPIED = frozenset({"content-length", "host"})
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+# The same claims (client address, scheme, host) in other spellings: passed on
+# only from a trusted proxy, never rewritten.
+_OTHER_FORWARDED = frozenset({"forwarded", "x-real-ip"})
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
@@ -44,11 +48,27 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
     return frozenset(names)
 
 
+# What the server's parser undoes on a request body. Any other transfer coding
+# would reach the origin still applied, with no header left to say so.
+_UNDONE_TRANSFER_CODINGS = frozenset({"chunked", "identity"})
+
+
+def has_unsupported_transfer_coding(headers: Headers) -> bool:
+    """Is the body in a transfer coding besides `chunked`? (RFC 9112 6.1: answer 501.)"""
+    codings = (
+        coding.strip().lower()
+        for value in headers.getall("Transfer-Encoding", ())
+        for coding in value.split(",")
+    )
+    return any(coding and coding not in _UNDONE_TRANSFER_CODINGS for coding in codings)
+
+
 # The edge itself answered `Expect: 100-continue` and holds the body: the origin,
 # asked to send a 100 first, might never, and the request would hang.
 _ANSWERED_BY_THE_EDGE = frozenset({"expect"})
 _ALWAYS_DROPPED = HOP_BY_HOP | _NEVER_COPIED
 _DROPPED_FROM_REQUESTS = _ALWAYS_DROPPED | _FORWARDED | _ANSWERED_BY_THE_EDGE
+_DROPPED_FROM_UNTRUSTED = _DROPPED_FROM_REQUESTS | _OTHER_FORWARDED
 
 
 def _end_to_end_pairs(headers: Headers, drop: frozenset[str]) -> list[tuple[str, str]]:
@@ -69,11 +89,13 @@ def forwarded_request_headers(
     """Headers for the origin: end-to-end ones, X-Forwarded-*, and Host.
 
     `trust_forwarded`: the peer is a trusted proxy, so incoming X-Forwarded-*
-    values are kept (and the peer appended); otherwise they are replaced.
+    values are kept (and the peer appended); otherwise they are replaced, and
+    `Forwarded` and `X-Real-IP` are dropped.
     `origin_host`: the Host to send, or None to pass the client's through.
     """
     # X-Forwarded-* and Host are among the dropped names: each is added once, below.
-    pairs = _end_to_end_pairs(incoming, _DROPPED_FROM_REQUESTS)
+    drop = _DROPPED_FROM_REQUESTS if trust_forwarded else _DROPPED_FROM_UNTRUSTED
+    pairs = _end_to_end_pairs(incoming, drop)
     prior_for = ", ".join(incoming.getall("X-Forwarded-For", ())) if trust_forwarded else ""
     pairs.append(("X-Forwarded-For", f"{prior_for}, {peer}" if prior_for else peer))
     proto = incoming.get("X-Forwarded-Proto") if trust_forwarded else None

@@ -4,7 +4,10 @@ Matching is on the raw request target, byte for byte (no decoding, no
 normalisation), so what is not exactly an edge route is forwarded as sent.
 An absolute-form target (`http://host/...`) is refused with a 400: the
 edge is a reverse proxy for one origin. (aiohttp's router answers other
-targets that are not a path, such as `*`, with its own 404.)
+targets that are not a path, such as `*`, with its own 404.) A body in a
+transfer coding other than `chunked` (`Transfer-Encoding: gzip, chunked`)
+is refused with a 501: the parser only undoes the chunking, so the body
+would otherwise go on still gzip-coded, with nothing saying so.
 The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
 `/metrics` are answered at the root (`/metrics` only when no
 `server.metrics_port` is set; with one, it is served there alone). Each
@@ -24,7 +27,7 @@ from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
 from .clients import client_key
 from .errors import clerk_error
 from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
-from .headers import forwarded_response_headers
+from .headers import forwarded_response_headers, has_unsupported_transfer_coding
 from .logs import note_route
 from .metrics import metrics_response
 from .push import handle_push
@@ -56,6 +59,11 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         note_route(request, "refused")
         return clerk_error(
             request, 400, "invalid_request_target", "send the request target as a path"
+        )
+    if has_unsupported_transfer_coding(request.headers):
+        note_route(request, "refused")
+        return clerk_error(
+            request, 501, "unsupported_transfer_coding", "send the body chunked or with a length"
         )
     server = services.settings.server
     prefix = server.prefix

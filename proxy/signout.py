@@ -74,7 +74,8 @@ def sign_out_of(method: str, path: str, query: str) -> SignOut | None:
 
 
 def session_ids_in(body: bytes) -> set[str]:
-    """Session ids listed in a Clerk client/session answer (`{"response": ...}`)."""
+    """Session ids listed in a Clerk client/session answer (`{"response": ...}`);
+    a part not shaped as Clerk shapes it names none."""
     if len(body) > _MAX_ANSWER_BYTES:
         return set()
     try:
@@ -89,7 +90,8 @@ def session_ids_in(body: bytes) -> set[str]:
             continue
         if part.get("object") == "session" and isinstance(part.get("id"), str):
             found.add(part["id"])
-        for session in part.get("sessions") or ():
+        sessions = part.get("sessions")
+        for session in sessions if isinstance(sessions, list) else ():
             if isinstance(session, dict) and isinstance(session.get("id"), str):
                 found.add(session["id"])
     return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from proxy.config import OriginSettings, ServerSettings
+from proxy.services import SERVICES
 from tests.proxy.raw_origin import (
     GUARD_S,
     RawOrigin,
@@ -305,6 +307,30 @@ async def test_x_forwarded_for_is_appended_only_behind_a_trusted_proxy(
         assert received.one("X-Forwarded-Host") == "app.example.test"
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_other_client_address_claims_are_kept_only_behind_a_trusted_proxy(
+    tmp_path: Path, trusted: bool
+) -> None:
+    """`Forwarded` (RFC 7239) and `X-Real-IP` say what X-Forwarded-* say: a client
+    that is not a trusted proxy cannot pass a made-up address or scheme on in them."""
+    server = ServerSettings(trusted_proxies=("127.0.0.1",) if trusted else ())
+    claims = [
+        "Forwarded: for=203.0.113.9;proto=https;host=accounts.example.test",
+        "X-Real-IP: 203.0.113.9",
+    ]
+    async with (
+        RawOrigin() as origin,
+        edge_in_front(origin.url, tmp_path, server=server) as (edge, _),
+    ):
+        await exchange(edge, get("/v1/client", *claims))
+    [received] = origin.forwarded()
+    kept = [
+        f"{name}: {value}" for name, value in received.headers if name in ("Forwarded", "X-Real-IP")
+    ]
+    assert kept == (claims if trusted else [])
+    assert received.all("X-Forwarded-For") == ["127.0.0.1"]
+
+
 async def test_every_set_cookie_reaches_the_client_in_order(tmp_path: Path) -> None:
     cookies = [
         "__client=abc; Path=/; HttpOnly; Secure; SameSite=Lax",
@@ -561,6 +587,53 @@ async def test_a_body_that_stops_arriving_gets_a_408(tmp_path: Path, target: str
     assert_clerk_error(raw, 408, "request_timeout")
 
 
+class LoggedStatuses(logging.Handler):
+    """The status of each request line the edge logs, as the lines are written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: asyncio.Queue[int] = asyncio.Queue()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statuses.put_nowait(record.__dict__["status"])
+
+
+@pytest.mark.parametrize("framing", ["Content-Length: 1000", "Transfer-Encoding: chunked"])
+async def test_a_client_hanging_up_mid_upload_is_a_499_not_an_origin_failure(
+    tmp_path: Path, framing: str
+) -> None:
+    """The client went away: logged and counted as 499, as on the token route, never as
+    a 502 that tells operators the origin failed."""
+    logged = LoggedStatuses()
+    request_log = logging.getLogger("session_minter.request")
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    request_log.addHandler(logged)
+    try:
+        async with (
+            RawOrigin() as origin,
+            edge_in_front(origin.url, tmp_path) as (edge, app),
+        ):
+            _, writer = await asyncio.open_connection(*host_port(edge))
+            writer.write(get("/v1/me/profile_image", framing, method="POST", body=b"5\r\npart"))
+            await writer.drain()
+            writer.close()  # mid-body
+            await writer.wait_closed()
+            status = await asyncio.wait_for(logged.statuses.get(), GUARD_S)
+            registry = app[SERVICES].metrics.registry
+    finally:
+        request_log.removeHandler(logged)
+        request_log.setLevel(level)
+    assert status == 499
+    counted = {
+        code: registry.get_sample_value(
+            "session_minter_requests_total", {"route": "forward", "status": code}
+        )
+        for code in ("499", "502")
+    }
+    assert counted == {"499": 1.0, "502": None}
+
+
 # -- origin failures ----------------------------------------------------------------------
 
 
@@ -754,3 +827,44 @@ async def test_compressed_request_bodies_are_forwarded_byte_for_byte(
     [received] = origin.forwarded()
     assert received.body == payload
     assert received.all("Content-Encoding") == [encoding]
+
+
+@pytest.mark.parametrize(
+    "target", ["/v1/me/profile_image", "/v1/client/sessions/sess_1/tokens", "/v1/client"]
+)
+async def test_a_body_in_a_transfer_coding_other_than_chunked_is_a_501(
+    tmp_path: Path, target: str
+) -> None:
+    """Framing is the edge's to undo, and it only undoes `chunked`: a gzip-coded body
+    would otherwise reach the origin still compressed, with nothing saying so."""
+    coded = gzip.compress(b"organization_id=")
+    chunked = b"%x\r\n" % len(coded) + coded + b"\r\n0\r\n\r\n"
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge,
+            get(
+                target,
+                "Content-Type: application/x-www-form-urlencoded",
+                "Transfer-Encoding: gzip, chunked",
+                method="POST",
+                body=chunked,
+            ),
+        )
+    assert_clerk_error(raw, 501, "unsupported_transfer_coding")
+    assert origin.forwarded() == []
+
+
+async def test_identity_then_chunked_is_plain_chunked(tmp_path: Path) -> None:
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge,
+            get(
+                "/v1/upload",
+                "Transfer-Encoding: identity, chunked",
+                method="POST",
+                body=b"5\r\nhello\r\n0\r\n\r\n",
+            ),
+        )
+    assert parse_answer(raw).status == 200
+    [received] = origin.forwarded()
+    assert received.body == b"hello"

@@ -280,3 +280,28 @@ async def test_sign_out_landing_while_a_mint_is_in_flight_is_honoured(stack: Sta
     # The origin still thinks the session is alive (nobody told it): it answers.
     assert answer.status == 200
     assert decode(answer.jwt)[0]["oiat"] == int(stack.clock.now)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"response": {"object": "client", "sessions": 5}}',
+        b'{"response": {"object": "client", "sessions": true}, "client": null}',
+        b'{"client": {"sessions": 1.5}}',
+    ],
+)
+async def test_an_odd_sign_out_answer_reaches_the_client_as_the_origin_sent_it(
+    tmp_path: Path, answer: bytes
+) -> None:
+    """What the edge cannot read in a 2xx sign-out answer names no session; it is no 500."""
+
+    async def respond(received: Received) -> bytes:
+        return answer_bytes(headers=[("Content-Type", "application/json")], body=answer)
+
+    async with RawOrigin(respond) as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge, b"DELETE /v1/client HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        )
+    forwarded = parse_answer(raw)
+    assert (forwarded.status, forwarded.body) == (200, answer)
+    assert len(origin.forwarded()) == 1
