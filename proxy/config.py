@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "ENV_PREFIX",
@@ -172,6 +174,32 @@ class KeysSettings:
         _require(len(self.signing) > 0, "keys.signing", "needs at least one key file")
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_DATABASE_PATH = re.compile(r"/?|/[0-9]+")
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What redis-py would refuse, or read otherwise than written, in `url`.
+
+    redis-py reads the database from the path by deleting its slashes and
+    silently falls back to database 0 when the rest is not a number, so
+    `/prod` would share database 0 with another deployment and `/1/2` would
+    be database 12. Only an empty path or `/<number>` is accepted.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES:
+        return "is a redis://, rediss:// or unix:// URL"
+    if parts.scheme == "unix":
+        return None if parts.path else "needs the socket's path (unix:///path/to.sock)"
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return "has a port that is not a number"
+    if not _REDIS_DATABASE_PATH.fullmatch(parts.path):
+        return "names its database as /<number>"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     backend: str = "memory"
@@ -187,6 +215,9 @@ class StoreSettings:
     def __post_init__(self) -> None:
         _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
         _require(self.max_sessions >= 1, "store.max_sessions", "must be >= 1")
+        if self.backend == "redis":
+            problem = _redis_url_problem(self.redis_url)
+            _require(problem is None, "store.redis_url", problem or "")
         _require(
             self.when_unavailable in ("origin", "mint"),
             "store.when_unavailable",

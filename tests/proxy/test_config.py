@@ -68,6 +68,22 @@ MISTAKES = [
     ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
     ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
+    (
+        '[store]\nbackend = "redis"\nredis_url = "http://cache:6379/0"\n',
+        "store.redis_url: is a redis://, rediss:// or unix:// URL",
+    ),
+    (
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:63790x/0"\n',
+        "store.redis_url: has a port that is not a number",
+    ),
+    (
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/prod"\n',
+        "store.redis_url: names its database as /<number>",
+    ),
+    (
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/1/2"\n',
+        "store.redis_url: names its database as /<number>",
+    ),
 ]
 
 
@@ -127,6 +143,23 @@ def test_zero_workers_on_the_command_line_is_one_line(
 
 
 # -- environment overrides -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://cache",
+        "redis://cache:6379",
+        "redis://cache:6379/",
+        "redis://cache:6379/12",
+        "rediss://edge:p%40ss@cache.internal:6380/1",
+        "redis://:secret@cache/0?socket_keepalive=true",
+        "unix:///run/redis/redis.sock?db=2",
+    ],
+)
+def test_redis_urls_that_name_a_server_and_database_are_accepted(url: str) -> None:
+    store = settings_from_mapping({"store": {"backend": "redis", "redis_url": url}}).store
+    assert store.redis_url == url
 
 
 def test_the_outage_expiry_window_is_never_narrower_than_the_normal_one() -> None:
