@@ -11,6 +11,7 @@ falls back to an edge mint under the outage bound, a 422
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -206,7 +207,7 @@ async def _act(
         return await _mint(request, services, refresh, decision, state, now)
     if isinstance(decision, Refuse):
         return _refuse(request, services, decision)
-    return await _to_origin(request, services, refresh, decision, state, now)
+    return await _to_origin(request, services, refresh, decision, state)
 
 
 def _record(request: web.Request, services: Services, outcome: str, reason: str) -> None:
@@ -317,7 +318,6 @@ async def _to_origin(
     refresh: _Refresh,
     decision: ToOrigin,
     state: SessionState | None,
-    now: int,
 ) -> web.StreamResponse:
     started = time.perf_counter()
     failure: str | None = None
@@ -325,7 +325,7 @@ async def _to_origin(
     jwt: str | None = None
     sent_at = services.health.attempt()
     if sent_at is None:  # half-open, and another request is the probe
-        return await _without_origin(request, services, refresh, state, now)
+        return await _without_origin(request, services, refresh, state)
     try:
         answer = await fetch_buffered(
             services.origin,
@@ -352,7 +352,7 @@ async def _to_origin(
                 services.metrics.origin_failures.labels(kind).inc()
     if failure is not None or answer is None:
         services.metrics.origin_failures.labels(failure or "unknown").inc()
-        return await _without_origin(request, services, refresh, state, now)
+        return await _without_origin(request, services, refresh, state)
     _record(request, services, "origin", decision.label)
     if jwt is not None and refresh.request.template is None:
         await _learn(services, refresh.request, jwt)
@@ -367,9 +367,16 @@ async def _without_origin(
     services: Services,
     refresh: _Refresh,
     state: SessionState | None,
-    now: int,
 ) -> web.StreamResponse:
-    """Decide again with the origin unavailable: an outage mint, a 422 or a 503."""
+    """Decide again with the origin unavailable: an outage mint, a 422 or a 503.
+
+    Decided as of now, when the origin has failed, not when the request came:
+    the origin may have taken its whole timeout to fail, and a token dated
+    before that would leave with that much less of its life and of the claims
+    bound (or already expired). The posted token is verified again as of now.
+    """
+    now = services.now()
+    refresh = await _verified_again(services, refresh, now)
     state = _when_store_down(services, state, False)
     fallback = decide(
         refresh.request,
@@ -382,6 +389,17 @@ async def _without_origin(
     if isinstance(fallback, ToOrigin):  # pragma: no cover - decide never routes when down
         raise AssertionError("decide routed to an unavailable origin")
     return await _act(request, services, refresh, fallback, state, now)
+
+
+async def _verified_again(services: Services, refresh: _Refresh, now: int) -> _Refresh:
+    """`refresh` with its posted token verified as of `now`, when it was verified before."""
+    posted = refresh.request.token
+    if refresh.verified is None or posted is None:
+        return refresh
+    verified = await _verify(
+        services, posted, refresh.request.session_id, now, posted_by_client=True
+    )
+    return dataclasses.replace(refresh, verified=verified)
 
 
 async def _learn(services: Services, refreshed: RefreshRequest, jwt: str) -> None:

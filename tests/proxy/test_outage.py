@@ -23,13 +23,14 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from origin.faults import FAULTS
 from proxy import create_app
 from proxy.config import AdminSettings
 from proxy.cookieguard import clears_session_cookie, without_sign_out_cookies
 from proxy.health import BreakerState, OriginHealth
 from proxy.keygen import write_key
 from proxy.services import SERVICES
-from tests.proxy.raw_origin import exchange, parse_answer
+from tests.proxy.raw_origin import GUARD_S, exchange, parse_answer
 from tests.stack import (
     ALICE,
     Answer,
@@ -223,6 +224,53 @@ async def test_a_token_that_expired_during_a_long_sleep_is_minted_only_in_an_out
     assert outage.status == 200
     assert stack.decisions()[("minted", "outage")] == 1
     assert decode(outage.jwt)[0]["oiat"] > decode(token)[0]["oiat"], "the freshest stored claims"
+
+
+async def _refresh_while_the_origin_takes(
+    stack: Stack, browser: Browser, sid: str, token: str, seconds: int
+) -> Answer:
+    """A refresh that the origin holds for `seconds` (on the shared clock), then fails."""
+    await stack.origin_faults("hang")
+    pending = asyncio.ensure_future(browser.refresh(sid, token=token))
+    await stack.origin_app[FAULTS].wait_held(1)
+    stack.clock.advance(seconds)
+    await stack.origin_faults("error503")
+    return checked(await pending)
+
+
+async def test_a_fallback_mint_is_dated_when_the_origin_failed(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    origin = {**BREAKER, "timeout_s": GUARD_S}
+    async with (
+        running_stack(tmp_path, clock, tokens=TOKENS, origin=origin) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        first = checked(await browser.refresh(sid)).jwt
+        clock.advance(MAX_AGE + 10)  # too old for normal times: sent to the origin
+        answer = await _refresh_while_the_origin_takes(stack, browser, sid, first, 8)
+    header, claims = decode(answer.jwt)
+    assert stack.decisions()[("minted", "outage")] == 1
+    assert header["oiat"] == decode(first)[0]["oiat"]
+    assert claims["iat"] == int(clock.now), "dated when it leaves, not when the request came"
+    assert claims["exp"] == int(clock.now) + 60
+
+
+async def test_a_fallback_never_mints_a_token_that_the_wait_for_the_origin_aged_past_the_bound(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    origin = {**BREAKER, "timeout_s": GUARD_S}
+    async with (
+        running_stack(tmp_path, clock, tokens=TOKENS, origin=origin) as stack,
+        Browser(stack.fapi) as browser,
+    ):
+        sid = await browser.sign_in()
+        first = checked(await browser.refresh(sid)).jwt
+        clock.advance(OUTAGE_AGE - 15)  # 15 s of the outage bound left when it arrives
+        answer = await _refresh_while_the_origin_takes(stack, browser, sid, first, 20)
+    assert (answer.status, answer.error_code) == (503, "origin_unavailable")
+    assert ("minted", "outage") not in stack.decisions()
 
 
 async def test_client_errors_and_rate_limits_from_the_origin_are_not_failures(
