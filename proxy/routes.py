@@ -120,15 +120,26 @@ async def _operations(request: web.Request, services: Services, path: str) -> we
         return web.json_response({"status": "ok", "pid": os.getpid()})
     if path == "/metrics":
         return metrics_response(services.metrics)
+    return await _readiness(services)
+
+
+async def _readiness(services: Services) -> web.Response:
+    """503 until the edge can do its own work (keys loaded, the origin's JWKS known).
+
+    The session store is reported, not required: with the store down the
+    edge mints nothing but still forwards every request and sends every
+    refresh to the origin ("degraded"). Every edge shares that store, so
+    failing readiness on it would take all of them out of the balancer at
+    once, sign-ins included, for want of a cache.
+    """
     checks = {
         "keys": bool(services.keyring.signing),
         "origin_jwks": services.keyring.origin_keys_known,
         "store": await services.store.ping(),
     }
-    return web.json_response(
-        {"status": "ready" if all(checks.values()) else "not_ready", "checks": checks},
-        status=200 if all(checks.values()) else 503,
-    )
+    ready = checks["keys"] and checks["origin_jwks"]
+    status = "ready" if all(checks.values()) else "degraded" if ready else "not_ready"
+    return web.json_response({"status": status, "checks": checks}, status=200 if ready else 503)
 
 
 async def _forward_sign_out(

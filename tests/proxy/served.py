@@ -96,6 +96,17 @@ async def status_of(url: str) -> int | None:
         return None
 
 
+async def wait_store_back(edge: Edge) -> None:
+    """`/readyz` says the store answers again (and no sign-out waits to be written)."""
+
+    async def back() -> bool:
+        assert edge.process.poll() is None, edge.log.read_text()
+        async with aiohttp.ClientSession() as client, client.get(edge.url + "/readyz") as response:
+            return bool((await response.json())["checks"]["store"])
+
+    await until(back, f"{edge.url} store back")
+
+
 async def wait_ready(edge: Edge, base: str | None = None) -> None:
     """`/readyz` answers 200; the edge's log is the message if its process died."""
 

@@ -29,7 +29,7 @@ from origin import create_app as create_origin_app
 from proxy.keygen import write_key
 from proxy.store import RedisStore
 from proxy.tokenlog import token_hint
-from tests.proxy.served import UNLIMITED, Edge, edge_process, wait_ready
+from tests.proxy.served import UNLIMITED, Edge, edge_process, wait_ready, wait_store_back
 from tests.redis_server import RedisServer, free_port
 from tests.stack import (
     ISSUER,
@@ -343,7 +343,7 @@ async def test_redis_stopped_mid_run_then_restarted(tmp_path: Path, own_redis: R
         for edge in (edges.a, edges.b):
             assert (await edge.decisions())[("origin", "store")] == 2
             status, body = await readiness(edge)
-            assert (status, body["checks"]["store"]) == (503, False)
+            assert (status, body["status"], body["checks"]["store"]) == (200, "degraded", False)
         assert await edges.a.minted() + await edges.b.minted() == 1, "no edge mint without Redis"
 
         await origin_faults(edges, "error503")
@@ -356,7 +356,13 @@ async def test_redis_stopped_mid_run_then_restarted(tmp_path: Path, own_redis: R
         assert ended.status == 200
 
         await asyncio.to_thread(own_redis.start)
-        await asyncio.gather(wait_ready(edges.a), wait_ready(edges.b))
+        # Redis came back empty: the first edge to read it would begin a new data set
+        # (`sm:born`), and alice's claims, from before, would go to the origin once
+        # (tests/proxy/test_store.py). Begun here, a second before her claims, this
+        # test sees the queued sign-out land and the edges mint again.
+        with contextlib.closing(own_redis.client()) as client:
+            client.set("sm:born", decode(token)[0]["oiat"] - 1)
+        await asyncio.gather(wait_store_back(edges.a), wait_store_back(edges.b))
         alice.base = edges.b.url
         minted = (await alice.refresh(sid, token=token)).jwt
         assert await edges.b.minted() == 1, "minting resumed at B"
