@@ -4,9 +4,12 @@ A sign-out the origin confirmed must reach the shared store, or another edge
 could keep minting for a session that has ended. When the write fails, the
 session ids wait here: the owning store answers them as revoked locally, a
 background task retries with a capped backoff (0.1 s doubling to 2 s), and
-the instance reports itself not ready while any wait. The queue is bounded;
-past `max_pending` ids the oldest are dropped and an error is logged, which
-bounds memory when the store stays down under a flood of sign-outs.
+`ping` is False while any wait. The queue is bounded: past `max_pending` ids
+the oldest are dropped (an error is logged), which bounds memory when the
+store stays down under a flood of sign-outs. A dropped sign-out must still
+hold, so once the queue is written the store begins a new data set
+(`begin_again`): claims assembled before then go to the origin once, on
+every edge, as after a Redis that lost its data (`base.py`).
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ class PendingRevocations:
         self,
         write: Callable[[list[str]], Awaitable[None]],
         *,
+        begin_again: Callable[[], Awaitable[None]],
         max_pending: int = 100_000,
     ) -> None:
         self._write = write
+        self._begin_again = begin_again
         self._max_pending = max_pending
         self._ids: dict[str, None] = {}  # insertion-ordered set
+        self._dropped = False  # some were dropped: the store must begin again
         self._task: asyncio.Task[None] | None = None
 
     def __contains__(self, session_id: object) -> bool:
@@ -52,23 +58,31 @@ class PendingRevocations:
         if overflow > 0:
             for session_id in list(self._ids)[:overflow]:
                 del self._ids[session_id]
-            log.error("dropped %d queued sign-outs: the store has been down too long", overflow)
+            self._dropped = True
+            log.error(
+                "dropped %d queued sign-outs: the store has been down too long; once it is"
+                " back, every session goes to the origin once",
+                overflow,
+            )
         if self._ids and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._retry())
 
     async def flush(self) -> bool:
-        """Try once to write everything queued; True when nothing is left."""
+        """Try once to write everything queued (and, after a drop, begin again);
+        True when nothing is left."""
         batch = list(self._ids)
-        if not batch:
-            return True
         try:
-            await self._write(batch)
+            if batch:
+                await self._write(batch)
+                for session_id in batch:
+                    self._ids.pop(session_id, None)
+                log.info("wrote %d queued sign-outs", len(batch))
+            if self._dropped and not self._ids:
+                await self._begin_again()
+                self._dropped = False
         except StoreUnavailable:
             return False
-        for session_id in batch:
-            self._ids.pop(session_id, None)
-        log.info("wrote %d queued sign-outs", len(batch))
-        return not self._ids
+        return not self._ids and not self._dropped
 
     async def _retry(self) -> None:
         delay = _FIRST_DELAY_S

@@ -36,7 +36,7 @@ fresh one (that is how the edge reconnects after Redis restarts), a
 timeout is not retried. Every Redis or socket error becomes
 `StoreUnavailable`. Sign-outs that could not be written wait in
 `PendingRevocations` and are answered as revoked by this edge meanwhile;
-`ping` is False while any wait, so `/readyz` reports not ready.
+`ping` is False while any wait (`/readyz` says "degraded").
 """
 
 from __future__ import annotations
@@ -102,6 +102,15 @@ end
 return 1
 """
 
+# No expiry: it says when the data set began.
+_RAISE_BORN = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+if not current or current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
 _NOTE_CLIENT = """
 redis.call('LREM', KEYS[1], 0, ARGV[1])
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -158,6 +167,7 @@ class RedisStore:
         record_ttl_s: int,
         revocation_ttl_s: int,
         clock: Callable[[], float],
+        max_pending: int = 100_000,
     ) -> None:
         self._redis = client
         self._clock = clock
@@ -167,7 +177,10 @@ class RedisStore:
         self._settle = client.register_script(_SETTLE)
         self._raise_mark = client.register_script(_RAISE_MARK)
         self._note_client = client.register_script(_NOTE_CLIENT)
-        self.pending = PendingRevocations(self._write_tombstones)
+        self._raise_born = client.register_script(_RAISE_BORN)
+        self.pending = PendingRevocations(
+            self._write_tombstones, begin_again=self._begin_again, max_pending=max_pending
+        )
 
     @classmethod
     def from_url(
@@ -234,6 +247,11 @@ class RedisStore:
         if created:
             log.warning("a new Redis data set: claims assembled before now go to the origin once")
         return born  # type: ignore[no-any-return]
+
+    async def _begin_again(self) -> None:
+        """Sign-outs were lost on the way (`pending.py`): a new data set begins now."""
+        await self._run(self._raise_born(keys=[_BORN_KEY], args=[int(self._clock()) - 1]))
+        log.warning("a new data set begins: claims assembled before now go to the origin once")
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
         kept = await self._run(

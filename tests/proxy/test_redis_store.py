@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 from redis.crc import key_slot
 
 from minter import ClaimsRecord
@@ -146,6 +148,36 @@ async def test_a_sign_out_that_could_not_be_written_waits_and_is_retried(
         assert len(edge.pending) == 0
         assert await other_edge.is_revoked("sess_1")
         assert (await other_edge.state("sess_1", "", "user_1")).revoked
+    finally:
+        await edge.close()
+        await other_edge.close()
+
+
+async def test_sign_outs_dropped_from_a_full_queue_make_the_store_begin_again(
+    own_redis: RedisServer,
+) -> None:
+    clock = FakeClock(1000)
+    client = redis.asyncio.Redis.from_url(own_redis.url, socket_timeout=0.5)
+    edge = RedisStore(
+        client, record_ttl_s=RECORD_TTL, revocation_ttl_s=REVOCATION_TTL, clock=clock, max_pending=2
+    )
+    other_edge = redis_store(own_redis.url)
+    try:
+        await edge.start()
+        await asyncio.to_thread(own_redis.stop)
+        for session_id in ("sess_1", "sess_2", "sess_3"):
+            with pytest.raises(StoreUnavailable):
+                await edge.revoke([session_id])
+        assert len(edge.pending) == 2, "sess_1 was dropped"
+        clock.advance(500)
+        await asyncio.to_thread(own_redis.start)
+        with contextlib.closing(own_redis.client()) as kept:
+            kept.set("sm:born", 500)  # as if Redis had kept its data
+        assert await edge.ping(), "the queue is written on the way"
+        state = await other_edge.state("sess_1", "", "user_1")
+        assert not state.revoked, "the dropped sign-out never reached Redis"
+        assert state.stale_mark == 1499, "so no claims from before the drop are cloned"
+        assert (await other_edge.state("sess_3", "", "user_1")).revoked
     finally:
         await edge.close()
         await other_edge.close()
