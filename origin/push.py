@@ -52,8 +52,12 @@ class Pusher:
         url = edge.rstrip("/") + PUSH_PATH
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
+        status: int | None = None
         for delay_s in (*RETRY_DELAYS_S, None):
-            status = await self._post(url, edge, body, max(0.0, deadline - loop.time()))
+            left_s = deadline - loop.time()
+            if left_s <= 0:  # a sleep overshot it; and aiohttp reads a 0 timeout as none
+                break
+            status = await self._post(url, edge, body, left_s)
             if status is not None and status < 500:
                 break
             if delay_s is None or loop.time() + delay_s >= deadline:
