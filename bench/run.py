@@ -357,16 +357,23 @@ def _mint_requests(
     ]
 
 
-async def _warm(edge: str, sessions: list[tuple[str, str, str]]) -> list[str]:
+async def _warm(
+    edge: str, sessions: list[tuple[str, str, str]], *, force_origin: bool = False
+) -> list[str]:
     """One edge mint per session through this edge: the tokens the benchmark posts.
 
     In steady state a refresh posts the token the edge minted a minute
     earlier, so that is what the load posts, not the origin's first token.
+    With `force_origin`, one origin mint per session instead: tokens the
+    origin signed after this edge started, which it clones (claims assembled
+    before a store began go to the origin: `proxy/store/base.py`).
     """
     async with aiohttp.ClientSession() as client:
 
         async def one(n: int, cookie: str, sid: str, token: str) -> str:
             form = {"organization_id": "org_acme" if n % 2 == 0 else "", "token": token}
+            if force_origin:
+                form["force_origin"] = "true"
             async with client.post(
                 f"{edge}/v1/client/sessions/{sid}/tokens", data=form, headers={"Cookie": cookie}
             ) as response:
@@ -483,10 +490,13 @@ def main() -> None:
                 wait_workers(f"{edge}/healthz", 2)
                 # Scaling, like for like: both workers and the one-worker figure it is
                 # compared with verify every posted token in full (the origin's).
+                fresh = asyncio.run(_warm(edge, sessions, force_origin=True))
                 figures["workers_2"] = wrk(
                     "edge mint, --workers 2, origin's token",
                     edge + "/",
-                    lua=rotating_script(folder, "mint-workers-first", first),
+                    lua=rotating_script(
+                        folder, "mint-workers-first", _mint_requests(sessions, fresh)
+                    ),
                     **run,
                 )
                 # Each worker knows the tokens it signed, here half of them: every

@@ -55,6 +55,8 @@ _UNDONE_TRANSFER_CODINGS = frozenset({"chunked", "identity"})
 
 def has_unsupported_transfer_coding(headers: Headers) -> bool:
     """Is the body in a transfer coding besides `chunked`? (RFC 9112 6.1: answer 501.)"""
+    if "Transfer-Encoding" not in headers:  # nearly every request: no generator built
+        return False
     codings = (
         coding.strip().lower()
         for value in headers.getall("Transfer-Encoding", ())
