@@ -6,6 +6,7 @@ Every test here runs twice, on the memory store and on the Redis store
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -133,6 +134,12 @@ async def test_stale_marks_only_rise_and_state_takes_the_higher(store: SessionSt
     assert (await store.state("sess_1", "", "user_2")).stale_mark == 500
 
 
+def lose_the_data(redis_url: str) -> None:
+    """What a Redis restarted without persistence holds: nothing."""
+    with contextlib.closing(redis.Redis.from_url(redis_url)) as client:
+        client.flushall()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_claims_assembled_before_the_store_began_are_stale(
     backend: str, redis_url: str
@@ -156,11 +163,7 @@ async def test_a_redis_that_lost_its_data_begins_a_new_data_set(redis_url: str) 
         await store.revoke(["sess_1"])
         assert (await store.state("sess_1", "", "user_1")).revoked
         clock.advance(500)
-        flushed = redis.Redis.from_url(redis_url)
-        try:
-            flushed.flushall()  # a restart without persistence
-        finally:
-            flushed.close()
+        lose_the_data(redis_url)
         state = await store.state("sess_1", "", "user_1")
         assert not state.revoked, "the sign-out is gone with the data"
         assert state.stale_mark == 1499, "so nothing assembled before the loss is cloned"
@@ -443,11 +446,7 @@ async def test_edge_a_sign_out_lost_with_the_redis_data_still_goes_to_the_origin
         ended = await browser.request("POST", f"/v1/client/sessions/{sid}/end")
         assert ended.status == 200
         clock.advance(5)
-        flushed = redis.Redis.from_url(redis_url)
-        try:
-            flushed.flushall()  # the tombstone with it
-        finally:
-            flushed.close()
+        lose_the_data(redis_url)  # the tombstone with it
         after = await browser.refresh(sid, token=token)
         assert after.status != 200, "the origin does not mint for an ended session"
         assert edge.decisions()[("origin", "stale")] == 1
