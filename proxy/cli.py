@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,12 +145,19 @@ def _origin(path: Path | None) -> int:
         push_secret=push_secret,
         latency_ms=settings.latency_ms,
     )
-    web.run_app(
-        create_origin_app(origin_settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda text: log.info("%s", text),
-    )
+    try:
+        web.run_app(
+            create_origin_app(origin_settings),
+            host=settings.host,
+            port=settings.port,
+            print=lambda text: log.info("%s", text),
+        )
+    except sqlite3.Error as exc:
+        log.error("cannot open the database %s: %s", settings.database, exc)
+        return 2
+    except OSError as exc:  # as `serve`: one line, exit 2
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 2
     return 0
 
 
