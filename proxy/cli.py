@@ -106,7 +106,13 @@ def _keygen(out: Path, kind: str, *, force: bool, if_missing: bool) -> int:
         [key] = load_signing_keys(KeysSettings(signing=(out,)))
         print(f"kept {out}: {key.alg} key, kid {key.kid}")
         return 0
-    key = write_key(out, kind, overwrite=force)
+    try:
+        key = write_key(out, kind, overwrite=force)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) and exc.filename == str(out):
+            raise  # `out` itself exists: "use --force"
+        print(f"session-minter: cannot write {out} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     print(f"wrote {out}: {key.alg} key, kid {key.kid}")
     return 0
 

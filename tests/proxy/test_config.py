@@ -344,6 +344,22 @@ def test_keygen_refuses_to_overwrite_unless_asked(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["instance.pem"], "no temporary left"
 
 
+def test_keygen_into_a_path_it_cannot_write_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    under_a_file = tmp_path / "file" / "instance.pem"
+    code, out, err = run_cli(capsys, "keygen", "--out", str(under_a_file))
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert err.startswith(f"session-minter: cannot write {under_a_file} (")
+    folder = tmp_path / "folder.pem"
+    folder.mkdir()
+    code, _, err = run_cli(capsys, "keygen", "--out", str(folder), "--force")
+    assert (code, err.count("\n")) == (2, 1), err
+    assert err.startswith(f"session-minter: cannot write {folder} (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.pem"], "no temporary"
+
+
 def test_two_different_keys_under_one_kid_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
