@@ -5,7 +5,8 @@ validate. Every section and key is listed in `config.example.toml`; unknown
 keys and wrong types are errors, never silently ignored. Relative paths in a
 file are relative to that file's folder. Environment variables named
 `SESSION_MINTER_<SECTION>__<KEY>` override the file (lists as JSON or
-comma-separated, booleans as true/false/1/0).
+comma-separated, booleans as true/false/1/0; relative paths are relative to
+the working folder).
 """
 
 from __future__ import annotations
@@ -389,8 +390,22 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, An
         key_hints = typing.get_type_hints(hints[section])
         if key not in key_hints:
             raise ConfigError(f"{name}: unknown key {section}.{key}")
-        overrides.setdefault(section, {})[key] = _env_value(text, key_hints[key])
+        value = _env_value(text, key_hints[key])
+        overrides.setdefault(section, {})[key] = _from_working_folder(value, key_hints[key])
     return overrides
+
+
+def _from_working_folder(value: Any, hint: Any) -> Any:
+    """Relative paths given in the environment name files from the working folder.
+
+    Only a file's own values are read from its folder: the same variable must
+    name the same file whether or not `--config` is given.
+    """
+    if hint in (Path, Path | None) and isinstance(value, str) and value:
+        return str(Path.cwd() / value)
+    if hint == tuple[Path, ...] and isinstance(value, list):
+        return [_from_working_folder(item, Path) for item in value]
+    return value
 
 
 def load_settings(

@@ -232,6 +232,30 @@ def test_environment_paths_are_relative_to_the_working_folder(
     assert settings.keys.signing == (tmp_path / "a.pem", tmp_path / "b.pem")
 
 
+def test_environment_paths_stay_relative_to_the_working_folder_beside_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "edge.toml"
+    path.write_text('[keys]\nsigning = ["keys/edge.pem"]\n', encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings = load_settings(
+        path,
+        environ={
+            "SESSION_MINTER_KEYS__SIGNING": "keys/a.pem, /abs/b.pem",
+            "SESSION_MINTER_ORIGIN__JWKS_CACHE_FILE": "cache/jwks.json",
+            "SESSION_MINTER_REFERENCE_ORIGIN__DATABASE": "origin.db",
+        },
+    )
+    assert settings.keys.signing == (work / "keys" / "a.pem", Path("/abs/b.pem"))
+    assert settings.origin.jwks_cache_file == work / "cache" / "jwks.json"
+    assert settings.reference_origin.database == work / "origin.db"
+    assert load_settings(path, environ={}).keys.signing == (folder / "keys" / "edge.pem",)
+
+
 def test_file_paths_are_relative_to_the_file_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
