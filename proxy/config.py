@@ -216,6 +216,9 @@ class StoreSettings:
     def __post_init__(self) -> None:
         _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
         _require(self.max_sessions >= 1, "store.max_sessions", "must be >= 1")
+        # Zero (or less) times every Redis call out at once: the edge would never mint.
+        _require(self.connect_timeout_s > 0, "store.connect_timeout_s", "must be > 0")
+        _require(self.socket_timeout_s > 0, "store.socket_timeout_s", "must be > 0")
         if self.backend == "redis":
             problem = _redis_url_problem(self.redis_url)
             _require(problem is None, "store.redis_url", problem or "")

@@ -68,6 +68,8 @@ MISTAKES = [
     ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
     ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
+    ("[store]\nconnect_timeout_s = 0\n", "store.connect_timeout_s: must be > 0"),
+    ("[store]\nsocket_timeout_s = 0\n", "store.socket_timeout_s: must be > 0"),
     (
         '[store]\nbackend = "redis"\nredis_url = "http://cache:6379/0"\n',
         "store.redis_url: is a redis://, rediss:// or unix:// URL",
