@@ -26,7 +26,7 @@ from .config import SECRET_KEYS, ConfigError, KeysSettings, Settings, load_setti
 from .keygen import KEY_TYPES, write_key
 from .keys import load_signing_keys
 from .logs import configure_logging
-from .process import serve
+from .process import event_loop_factory, serve
 from .redact import install_access_log_redaction
 
 __all__ = ["main"]
@@ -96,6 +96,7 @@ def _masked(settings: Settings) -> dict[str, Any]:
 def _check_config(path: Path | None) -> int:
     settings = load_settings(path)
     keys = load_signing_keys(settings.keys)
+    event_loop_factory(settings.server.loop)  # what `serve` refuses, this refuses too
     print(json.dumps(_masked(settings), indent=2))
     print(f"signing key: kid={keys[0].kid} alg={keys[0].alg}; {len(keys)} key(s) published")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from pathlib import Path
 
@@ -333,6 +334,18 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(
     key = write_key(tmp_path / "keys" / "instance.pem", overwrite=True)
     code, out, _ = run_cli(capsys, "check-config", "--config", str(path))
     assert f"kid={key.kid} alg=RS256; 1 key(s) published" in out
+
+
+def test_check_config_refuses_the_uvloop_that_serve_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    path = write_config(
+        tmp_path, '[server]\nloop = "uvloop"\n[keys]\nsigning = ["keys/instance.pem"]\n'
+    )
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert 'server.loop: "uvloop" is not installed' in err
 
 
 # -- keygen ------------------------------------------------------------------------------------
