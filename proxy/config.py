@@ -75,6 +75,13 @@ class ServerSettings:
         _require(self.max_body_bytes >= 1024, "server.max_body_bytes", "must be >= 1024")
         _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
         _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
+        last_metrics_port = self.metrics_port + self.workers - 1  # worker i: metrics_port + i
+        _require(
+            self.metrics_port == 0 or last_metrics_port <= 65535,
+            "server.metrics_port",
+            f"worker {self.workers - 1} of {self.workers} would serve /metrics on"
+            f" {last_metrics_port}, past 65535",
+        )
         _require(self.header_timeout_s > 0, "server.header_timeout_s", "must be > 0")
         _require(self.body_timeout_s > 0, "server.body_timeout_s", "must be > 0")
         _require(self.shutdown_timeout_s >= 0, "server.shutdown_timeout_s", "must be >= 0")

@@ -70,6 +70,10 @@ MISTAKES = [
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
     ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
     ("[store]\nconnect_timeout_s = 0\n", "store.connect_timeout_s: must be > 0"),
+    (
+        "[server]\nworkers = 2\nmetrics_port = 65535\n[store]\nmemory_per_worker = true\n",
+        "server.metrics_port: worker 1 of 2 would serve /metrics on 65536, past 65535",
+    ),
     ("[store]\nsocket_timeout_s = 0\n", "store.socket_timeout_s: must be > 0"),
     (
         '[store]\nbackend = "redis"\nredis_url = "http://cache:6379/0"\n',
