@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from .config import SECRET_KEYS, ConfigError, KeysSettings, Settings, load_setti
 from .keygen import KEY_TYPES, write_key
 from .keys import load_signing_keys
 from .logs import configure_logging
-from .process import serve
+from .process import event_loop_factory, serve
 from .redact import install_access_log_redaction
 
 __all__ = ["main"]
@@ -95,6 +96,7 @@ def _masked(settings: Settings) -> dict[str, Any]:
 def _check_config(path: Path | None) -> int:
     settings = load_settings(path)
     keys = load_signing_keys(settings.keys)
+    event_loop_factory(settings.server.loop)  # what `serve` refuses, this refuses too
     print(json.dumps(_masked(settings), indent=2))
     print(f"signing key: kid={keys[0].kid} alg={keys[0].alg}; {len(keys)} key(s) published")
     return 0
@@ -105,7 +107,13 @@ def _keygen(out: Path, kind: str, *, force: bool, if_missing: bool) -> int:
         [key] = load_signing_keys(KeysSettings(signing=(out,)))
         print(f"kept {out}: {key.alg} key, kid {key.kid}")
         return 0
-    key = write_key(out, kind, overwrite=force)
+    try:
+        key = write_key(out, kind, overwrite=force)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) and exc.filename == str(out):
+            raise  # `out` itself exists: "use --force"
+        print(f"session-minter: cannot write {out} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     print(f"wrote {out}: {key.alg} key, kid {key.kid}")
     return 0
 
@@ -144,12 +152,19 @@ def _origin(path: Path | None) -> int:
         push_secret=push_secret,
         latency_ms=settings.latency_ms,
     )
-    web.run_app(
-        create_origin_app(origin_settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda text: log.info("%s", text),
-    )
+    try:
+        web.run_app(
+            create_origin_app(origin_settings),
+            host=settings.host,
+            port=settings.port,
+            print=lambda text: log.info("%s", text),
+        )
+    except sqlite3.Error as exc:
+        log.error("cannot open the database %s: %s", settings.database, exc)
+        return 2
+    except OSError as exc:  # as `serve`: one line, exit 2
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 2
     return 0
 
 

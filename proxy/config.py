@@ -5,7 +5,8 @@ validate. Every section and key is listed in `config.example.toml`; unknown
 keys and wrong types are errors, never silently ignored. Relative paths in a
 file are relative to that file's folder. Environment variables named
 `SESSION_MINTER_<SECTION>__<KEY>` override the file (lists as JSON or
-comma-separated, booleans as true/false/1/0).
+comma-separated, booleans as true/false/1/0; relative paths are relative to
+the working folder).
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ class ServerSettings:
         _require(self.max_body_bytes >= 1024, "server.max_body_bytes", "must be >= 1024")
         _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
         _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
+        last_metrics_port = self.metrics_port + self.workers - 1  # worker i: metrics_port + i
+        _require(
+            self.metrics_port == 0 or last_metrics_port <= 65535,
+            "server.metrics_port",
+            f"worker {self.workers - 1} of {self.workers} would serve /metrics on"
+            f" {last_metrics_port}, past 65535",
+        )
         _require(self.header_timeout_s > 0, "server.header_timeout_s", "must be > 0")
         _require(self.body_timeout_s > 0, "server.body_timeout_s", "must be > 0")
         _require(self.shutdown_timeout_s >= 0, "server.shutdown_timeout_s", "must be >= 0")
@@ -215,6 +223,9 @@ class StoreSettings:
     def __post_init__(self) -> None:
         _require(self.backend in ("memory", "redis"), "store.backend", 'is "memory" or "redis"')
         _require(self.max_sessions >= 1, "store.max_sessions", "must be >= 1")
+        # Zero (or less) times every Redis call out at once: the edge would never mint.
+        _require(self.connect_timeout_s > 0, "store.connect_timeout_s", "must be > 0")
+        _require(self.socket_timeout_s > 0, "store.socket_timeout_s", "must be > 0")
         if self.backend == "redis":
             problem = _redis_url_problem(self.redis_url)
             _require(problem is None, "store.redis_url", problem or "")
@@ -389,8 +400,22 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, An
         key_hints = typing.get_type_hints(hints[section])
         if key not in key_hints:
             raise ConfigError(f"{name}: unknown key {section}.{key}")
-        overrides.setdefault(section, {})[key] = _env_value(text, key_hints[key])
+        value = _env_value(text, key_hints[key])
+        overrides.setdefault(section, {})[key] = _from_working_folder(value, key_hints[key])
     return overrides
+
+
+def _from_working_folder(value: Any, hint: Any) -> Any:
+    """Relative paths given in the environment name files from the working folder.
+
+    Only a file's own values are read from its folder: the same variable must
+    name the same file whether or not `--config` is given.
+    """
+    if hint in (Path, Path | None) and isinstance(value, str) and value:
+        return str(Path.cwd() / value)
+    if hint == tuple[Path, ...] and isinstance(value, list):
+        return [_from_working_folder(item, Path) for item in value]
+    return value
 
 
 def load_settings(

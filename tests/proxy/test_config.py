@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from pathlib import Path
 
@@ -68,6 +69,12 @@ MISTAKES = [
     ("[origin]\nbreaker_window_s = -1\n", "origin.breaker_window_s: must be > 0"),
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
     ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
+    ("[store]\nconnect_timeout_s = 0\n", "store.connect_timeout_s: must be > 0"),
+    (
+        "[server]\nworkers = 2\nmetrics_port = 65535\n[store]\nmemory_per_worker = true\n",
+        "server.metrics_port: worker 1 of 2 would serve /metrics on 65536, past 65535",
+    ),
+    ("[store]\nsocket_timeout_s = 0\n", "store.socket_timeout_s: must be > 0"),
     (
         '[store]\nbackend = "redis"\nredis_url = "http://cache:6379/0"\n',
         "store.redis_url: is a redis://, rediss:// or unix:// URL",
@@ -232,6 +239,30 @@ def test_environment_paths_are_relative_to_the_working_folder(
     assert settings.keys.signing == (tmp_path / "a.pem", tmp_path / "b.pem")
 
 
+def test_environment_paths_stay_relative_to_the_working_folder_beside_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "edge.toml"
+    path.write_text('[keys]\nsigning = ["keys/edge.pem"]\n', encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings = load_settings(
+        path,
+        environ={
+            "SESSION_MINTER_KEYS__SIGNING": "keys/a.pem, /abs/b.pem",
+            "SESSION_MINTER_ORIGIN__JWKS_CACHE_FILE": "cache/jwks.json",
+            "SESSION_MINTER_REFERENCE_ORIGIN__DATABASE": "origin.db",
+        },
+    )
+    assert settings.keys.signing == (work / "keys" / "a.pem", Path("/abs/b.pem"))
+    assert settings.origin.jwks_cache_file == work / "cache" / "jwks.json"
+    assert settings.reference_origin.database == work / "origin.db"
+    assert load_settings(path, environ={}).keys.signing == (folder / "keys" / "edge.pem",)
+
+
 def test_file_paths_are_relative_to_the_file_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,6 +340,18 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(
     assert f"kid={key.kid} alg=RS256; 1 key(s) published" in out
 
 
+def test_check_config_refuses_the_uvloop_that_serve_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    path = write_config(
+        tmp_path, '[server]\nloop = "uvloop"\n[keys]\nsigning = ["keys/instance.pem"]\n'
+    )
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert 'server.loop: "uvloop" is not installed' in err
+
+
 # -- keygen ------------------------------------------------------------------------------------
 
 
@@ -342,6 +385,22 @@ def test_keygen_refuses_to_overwrite_unless_asked(
     assert out_path.read_bytes() != before
     assert out_path.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["instance.pem"], "no temporary left"
+
+
+def test_keygen_into_a_path_it_cannot_write_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    under_a_file = tmp_path / "file" / "instance.pem"
+    code, out, err = run_cli(capsys, "keygen", "--out", str(under_a_file))
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert err.startswith(f"session-minter: cannot write {under_a_file} (")
+    folder = tmp_path / "folder.pem"
+    folder.mkdir()
+    code, _, err = run_cli(capsys, "keygen", "--out", str(folder), "--force")
+    assert (code, err.count("\n")) == (2, 1), err
+    assert err.startswith(f"session-minter: cannot write {folder} (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.pem"], "no temporary"
 
 
 def test_two_different_keys_under_one_kid_are_refused(

@@ -433,3 +433,49 @@ async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     text = edge.log.read_text()
     assert "cannot listen on" in text
     assert "Traceback" not in text
+
+
+def _origin_config(folder: Path, port: int, database: str) -> Path:
+    write_key(folder / "keys" / "instance.pem", overwrite=True)
+    config = folder / "origin.toml"
+    config.write_text(
+        f"""
+[server]
+log_format = "json"
+
+[reference_origin]
+host = "127.0.0.1"
+port = {port}
+database = "{database}"
+signing_key = "keys/instance.pem"
+edges = []
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_the_origin_command_with_its_port_in_use_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    config = _origin_config(tmp_path, port, "origin.db")
+    log = tmp_path / "origin.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert await exit_code(_start(["origin", "--config", str(config)], log)) == 2
+    text = log.read_text()
+    assert f"cannot listen on 127.0.0.1:{port}" in text, text
+    assert "Traceback" not in text
+
+
+async def test_the_origin_command_with_a_database_it_cannot_open_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    config = _origin_config(tmp_path, free_port(), "absent-folder/origin.db")
+    log = tmp_path / "origin.log"
+    assert await exit_code(_start(["origin", "--config", str(config)], log)) == 2
+    text = log.read_text()
+    assert f"cannot open the database {tmp_path / 'absent-folder' / 'origin.db'}" in text, text
+    assert "Traceback" not in text
