@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from minter import KeyMaterialError, SigningKey, load_private_key
 
 from .config import ConfigError, KeysSettings
+
+log = logging.getLogger(__name__)
+
+# What Clerk's own verifiers take: @clerk/backend's `verifyToken` knows RS256,
+# RS384 and RS512 only, and a networkless PEM `jwtKey` is an RSA key.
+_CLERK_VERIFIED_ALGS = frozenset({"RS256", "RS384", "RS512"})
 
 __all__ = ["load_signing_keys"]
 
@@ -37,4 +44,11 @@ def load_signing_keys(settings: KeysSettings) -> list[SigningKey]:
             )
         paths.setdefault(key.kid, path)
         keys.append(key)
+    if keys and keys[0].alg not in _CLERK_VERIFIED_ALGS:
+        log.warning(
+            "the signing key %s is %s: Clerk's verifiers (@clerk/backend) accept RSA"
+            " session tokens only, and would reject every token this edge signs",
+            settings.signing[0],
+            keys[0].alg,
+        )
     return keys

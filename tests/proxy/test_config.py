@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import tomllib
 from pathlib import Path
@@ -16,8 +17,15 @@ import pytest
 from jwcrypto import jwk
 
 from proxy.cli import main
-from proxy.config import ConfigError, Settings, load_settings, settings_from_mapping
-from proxy.keygen import write_key
+from proxy.config import (
+    ConfigError,
+    KeysSettings,
+    Settings,
+    load_settings,
+    settings_from_mapping,
+)
+from proxy.keygen import generate_key_pem, write_key
+from proxy.keys import load_signing_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -415,6 +423,19 @@ def test_two_different_keys_under_one_kid_are_refused(
     assert "are different keys with the same kid 'edge-1'" in err
     same = write_config(tmp_path, '[keys]\nsigning = ["a.json", "a.json"]\n')
     assert run_cli(capsys, "check-config", "--config", str(same))[0] == 0
+
+
+def test_a_signing_key_that_clerk_verifiers_reject_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for kind in ("ec", "rsa"):
+        (tmp_path / f"{kind}.pem").write_bytes(generate_key_pem(kind))
+    with caplog.at_level(logging.WARNING, logger="proxy.keys"):
+        load_signing_keys(KeysSettings(signing=(tmp_path / "ec.pem", tmp_path / "rsa.pem")))
+        assert "is ES256: Clerk's verifiers (@clerk/backend) accept RSA" in caplog.text
+        caplog.clear()
+        load_signing_keys(KeysSettings(signing=(tmp_path / "rsa.pem", tmp_path / "ec.pem")))
+        assert caplog.text == "", "an EC key published for verification only is fine"
 
 
 # -- the example file ------------------------------------------------------------------------
