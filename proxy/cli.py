@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -67,13 +67,18 @@ _MASK = "********"
 
 
 def _without_password(url: str) -> str:
-    """A URL with the password of its userinfo (redis://user:pw@host) masked."""
+    """A URL with its password masked, in its userinfo (redis://user:pw@host) or in
+    its query (redis://host/0?password=pw, which redis-py reads too)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:{_MASK}@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        shown = [(name, _MASK if name == "password" else value) for name, value in query]
+        parts = parts._replace(query=urlencode(shown, safe="*"))
+    return urlunsplit(parts)
 
 
 def _masked(settings: Settings) -> dict[str, Any]:

@@ -340,6 +340,12 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(
     assert shown["admin"]["secret"] == "********"
     assert shown["reference_origin"]["secret_key"] == "********"
     assert shown["store"]["redis_url"] == "redis://minter:********@cache:6379/0"
+    in_query = "redis://cache:6379/0?password=query-s3cret&socket_keepalive=true"
+    monkeypatch.setenv("SESSION_MINTER_STORE__REDIS_URL", in_query)
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err) == (0, ""), err
+    assert "query-s3cret" not in out
+    assert '"redis://cache:6379/0?password=********&socket_keepalive=true"' in out
     assert shown["tokens"]["lifetime_s"] == 45, "the effective value, environment included"
     assert shown["keys"]["signing"] == [str(tmp_path / "keys" / "instance.pem")]
     assert set(shown) == {field.name for field in dataclasses.fields(Settings)}
