@@ -81,10 +81,32 @@ async def test_org_token_carries_o_claim_with_role_without_prefix(origin: Client
         "slg": "acme",
         "rol": "admin",
         "per": "read,manage",
-        "fpm": "3,1",
+        "fpm": "3,2",
     }
     assert claims["fea"] == "o:reports,o:billing"
     assert claims["pla"] == "o:free"
+
+
+def _org_permissions_as_clerk_reads_them(claims: dict[str, Any]) -> set[str]:
+    """`@clerk/shared` `jwtPayloadParser`: bit i of a feature's `o.fpm` mask (least
+    significant first) grants the i-th action of `o.per`."""
+    features = [f.split(":", 1)[1] for f in claims["fea"].split(",") if f.startswith("o:")]
+    actions = claims["o"]["per"].split(",")
+    masks = [int(mask) for mask in claims["o"]["fpm"].split(",")]
+    return {
+        f"org:{feature}:{action}"
+        for feature, mask in zip(features, masks, strict=True)
+        for index, action in enumerate(actions)
+        if mask >> index & 1
+    }
+
+
+async def test_org_permissions_decode_as_clerk_reads_them(origin: Client) -> None:
+    sid = await _alice(origin)
+    token = (await (await _mint(origin, sid, seed.ACME_ID)).json())["jwt"]
+    _, claims = await verified(origin, token)
+    _, admin_permissions = seed.ROLES[seed.ALICE_ACME_ROLE]
+    assert _org_permissions_as_clerk_reads_them(claims) == set(admin_permissions)
 
 
 async def test_azp_is_the_origin_header(origin: Client) -> None:
