@@ -12,8 +12,9 @@ async def read_form(
     request: web.Request,
 ) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """`request.post()`, with aiohttp's ValueError (a multipart body without its
-    boundary, bytes that are not the declared charset) as Clerk's 400."""
+    boundary, bytes that are not the declared charset) and LookupError (a charset
+    Python does not know) as Clerk's 400."""
     try:
         return await request.post()
-    except ValueError as exc:
+    except (ValueError, LookupError) as exc:
         raise BadRequest("The request body is not a readable form") from exc

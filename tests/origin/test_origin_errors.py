@@ -58,6 +58,19 @@ async def test_an_unreadable_form_is_a_clerk_400(origin: Client) -> None:
         assert body["errors"][0]["code"] == "form_param_format_invalid"
 
 
+async def test_a_form_in_an_unknown_charset_is_a_clerk_400(origin: Client) -> None:
+    for path in ("/v1/client/sessions/sess_1/tokens", "/v1/client/sign_ins"):
+        response = await origin.post(
+            path,
+            data=b"identifier=alice%40example.com",
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=no-such"},
+        )
+        assert response.status == 400, path
+        body = await response.json()
+        assert _is_clerk_error(body)
+        assert body["errors"][0]["code"] == "form_param_format_invalid"
+
+
 async def test_cors_preflight_is_answered(origin: Client) -> None:
     response = await origin.options(
         "/v1/client/sessions/sess_1/tokens",
