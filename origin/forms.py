@@ -1,4 +1,8 @@
-"""Reading a request's form or JSON body: a body that cannot be read is a 400, never a 500."""
+"""Reading a request's form or JSON body: a body that cannot be read is a 400, never a 500.
+
+A body that does not decode from its `Content-Encoding` raises aiohttp's
+RequestPayloadError; it is the client's fault like any other unreadable body.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ async def read_form(
     Python does not know) as Clerk's 400."""
     try:
         return await request.post()
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, web.RequestPayloadError) as exc:
         raise BadRequest("The request body is not a readable form") from exc
 
 
@@ -30,6 +34,10 @@ async def read_json(request: web.Request) -> Any:
     once stored they could be written into no JSON answer or token again.
     """
     try:
-        return orjson.loads(await request.read())
+        body = await request.read()
+    except web.RequestPayloadError as exc:
+        raise BadRequest("The request body could not be read", code="request_body_invalid") from exc
+    try:
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("The body is not valid JSON", code="request_body_invalid") from exc
