@@ -12,7 +12,7 @@ from aiohttp import web
 from origin import shapes
 from origin.auth import require_bearer
 from origin.errors import BadRequest, FormError, NotFound
-from origin.forms import read_form
+from origin.forms import read_form, read_json
 from origin.push import PUSHER
 from origin.responses import json_response
 from origin.state import STATE
@@ -21,10 +21,7 @@ from origin.state import STATE
 async def _body(request: web.Request) -> dict[str, Any]:
     """A JSON object or a form, as a dict."""
     if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except ValueError as exc:
-            raise BadRequest("The body is not valid JSON", code="request_body_invalid") from exc
+        data = await read_json(request)
         if not isinstance(data, dict):
             raise BadRequest("The body must be a JSON object", code="request_body_invalid")
         return data

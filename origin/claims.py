@@ -2,8 +2,8 @@
 
 Session tokens use Clerk's v2 claim set. Organization permissions are encoded as
 Clerk does: `fea` lists the features (`o:reports`), `o.per` the distinct actions
-(`read,manage`), and `o.fpm` one bitmask per feature over `o.per`, most significant
-bit first.
+(`read,manage`), and `o.fpm` one bitmask per feature over `o.per`: bit i (least
+significant first) grants the i-th action, as `@clerk/shared` decodes it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def template_cat(name: str) -> str:
 
 
 def encode_permissions(permissions: list[str]) -> tuple[list[str], list[str], list[int]]:
-    """`org:feature:action` keys -> (features, actions, one bitmask per feature)."""
+    """`org:feature:action` keys -> (features, actions, one bitmask per feature;
+    bit i set when the feature has the i-th action)."""
     features: list[str] = []
     actions: list[str] = []
     pairs: list[tuple[str, str]] = []
@@ -68,7 +69,7 @@ def encode_permissions(permissions: list[str]) -> tuple[list[str], list[str], li
         mask = 0
         for index, action in enumerate(actions):
             if (feature, action) in pairs:
-                mask |= 1 << (len(actions) - 1 - index)
+                mask |= 1 << index
         masks.append(mask)
     return features, actions, masks
 

@@ -50,12 +50,25 @@ def _active_session(state: OriginState, request: web.Request) -> tuple[Client, S
 
 
 async def post_tokens(request: web.Request) -> web.Response:
+    """A session token for `organization_id` (absent: the session's active one).
+
+    A token for another organization leaves the session's active organization and
+    `last_active_token` alone: clerk-js's `getToken({organizationId})` "does not
+    modify the session's currently active organization"; `touch` switches it.
+    """
     state = request.app[STATE]
     form = await read_form(request)
     _, session, user = _active_session(state, request)
     raw_org = form.get("organization_id")
-    org_id = session.last_active_org_id if raw_org is None else str(raw_org)
-    token = mint_session_token(state, session, user, org_id or None, azp_of(request))
+    org_id = (session.last_active_org_id if raw_org is None else str(raw_org)) or None
+    token = mint_session_token(
+        state,
+        session,
+        user,
+        org_id,
+        azp_of(request),
+        activate=org_id == session.last_active_org_id,
+    )
     response = json_response(shapes.token_json(token), headers=NO_STORE)
     hand_out(request, response, None)
     return response

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from origin.auth import require_bearer
 from origin.errors import BadRequest, Handler, InternalError, ServiceUnavailable
+from origin.forms import read_json
 from origin.responses import json_response
 from origin.state import STATE
 
@@ -107,12 +108,7 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def set_faults(request: web.Request) -> web.Response:
     require_bearer(request, request.app[STATE].settings.secret_key)
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest(
-            "The body must be a JSON object", code="form_param_format_invalid"
-        ) from exc
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object", code="form_param_format_invalid")
     mode = body.get("mode", "ok")

@@ -34,9 +34,19 @@ def membership_for(state: OriginState, user: User, org_id: str | None) -> Member
 
 
 def mint_session_token(
-    state: OriginState, session: Session, user: User, org_id: str | None, azp: str | None
+    state: OriginState,
+    session: Session,
+    user: User,
+    org_id: str | None,
+    azp: str | None,
+    *,
+    activate: bool = True,
 ) -> str:
-    """A fresh session token from the database; recorded as the session's latest."""
+    """A fresh session token from the database.
+
+    With `activate`, `org_id` becomes the session's active organization and the
+    token its `last_active_token`; without it the session is left as it was.
+    """
     membership = membership_for(state, user, org_id)
     now = state.now_s()
     payload = claims.session_claims(
@@ -50,7 +60,8 @@ def mint_session_token(
         azp=azp,
     )
     token = state.key.sign(payload, {"cat": claims.SESSION_CAT, "oiat": now})
-    state.store.record_activity(session.id, token, org_id or None, now * 1000)
+    if activate:
+        state.store.record_activity(session.id, token, org_id or None, now * 1000)
     return token
 
 

@@ -193,6 +193,42 @@ async def test_user_metadata_change_shows_in_the_next_token(
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"public_metadata": {"\\ud800": 1}}',  # a lone surrogate: not a Unicode string
+        b'{"public_metadata": {"n": 1e400}}',  # infinity: not a JSON number
+        b'{"public_metadata": {"n": NaN}}',
+    ],
+)
+async def test_metadata_that_json_cannot_carry_is_refused_and_not_stored(
+    origin: Client, raw: bytes
+) -> None:
+    sid = (await sign_in(origin))["response"]["created_session_id"]
+    response = await origin.patch(
+        f"/backend/v1/users/{seed.ALICE_ID}/metadata",
+        data=raw,
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert (await response.json())["errors"][0]["code"] == "request_body_invalid"
+    assert (await origin.get("/v1/client")).status == 200
+    response = await origin.post(f"/v1/client/sessions/{sid}/tokens", data={"organization_id": ""})
+    _, claims = await verified(origin, (await response.json())["jwt"])
+    assert claims["plan"] == seed.ALICE_PUBLIC_METADATA["plan"]
+    assert "n" not in claims
+
+
+async def test_a_json_body_is_read_as_utf8_whatever_charset_it_names(origin: Client) -> None:
+    response = await origin.patch(
+        MEMBERSHIP,
+        data=b'{"role": "org:member"}',
+        headers={**ADMIN, "Content-Type": "application/json; charset=no-such"},
+    )
+    assert response.status == 200
+    assert (await response.json())["role"] == "org:member"
+
+
+@pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sk_test_secret"}]
 )
 async def test_backend_needs_the_secret_key(origin: Client, headers: dict[str, str]) -> None:

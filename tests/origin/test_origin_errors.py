@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from origin_helpers import ADMIN, Client
+
+from origin import seed
 
 
 def _is_clerk_error(body: object) -> bool:
@@ -56,6 +59,41 @@ async def test_an_unreadable_form_is_a_clerk_400(origin: Client) -> None:
         body = await response.json()
         assert _is_clerk_error(body)
         assert body["errors"][0]["code"] == "form_param_format_invalid"
+
+
+async def test_a_form_in_an_unknown_charset_is_a_clerk_400(origin: Client) -> None:
+    for path in ("/v1/client/sessions/sess_1/tokens", "/v1/client/sign_ins"):
+        response = await origin.post(
+            path,
+            data=b"identifier=alice%40example.com",
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=no-such"},
+        )
+        assert response.status == 400, path
+        body = await response.json()
+        assert _is_clerk_error(body)
+        assert body["errors"][0]["code"] == "form_param_format_invalid"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("POST", "/v1/client/sign_ins", "application/x-www-form-urlencoded"),
+        ("POST", "/v1/client/sessions/sess_1/tokens", "application/x-www-form-urlencoded"),
+        ("PATCH", f"/backend/v1/users/{seed.ALICE_ID}/metadata", "application/json"),
+        ("POST", "/__origin/faults", "application/json"),
+    ],
+)
+async def test_a_body_that_does_not_decompress_is_a_clerk_400(
+    origin: Client, method: str, path: str, content_type: str
+) -> None:
+    response = await origin.request(
+        method,
+        path,
+        data=b"not gzip at all",
+        headers={**ADMIN, "Content-Type": content_type, "Content-Encoding": "gzip"},
+    )
+    assert response.status == 400
+    assert _is_clerk_error(await response.json())
 
 
 async def test_cors_preflight_is_answered(origin: Client) -> None:

@@ -108,6 +108,18 @@ async def test_bad_fault_settings_are_refused(origin: Client, body: Any) -> None
     assert shown["mode"] == "ok"
 
 
+async def test_fault_settings_are_read_as_utf8_whatever_charset_they_name(
+    origin: Client,
+) -> None:
+    response = await origin.post(
+        "/__origin/faults",
+        data=b'{"mode": "slow", "latency_ms": 1}',
+        headers={**ADMIN, "Content-Type": "application/json; charset=no-such"},
+    )
+    assert response.status == 200
+    assert (await response.json())["mode"] == "slow"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

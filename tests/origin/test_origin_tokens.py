@@ -81,10 +81,32 @@ async def test_org_token_carries_o_claim_with_role_without_prefix(origin: Client
         "slg": "acme",
         "rol": "admin",
         "per": "read,manage",
-        "fpm": "3,1",
+        "fpm": "3,2",
     }
     assert claims["fea"] == "o:reports,o:billing"
     assert claims["pla"] == "o:free"
+
+
+def _org_permissions_as_clerk_reads_them(claims: dict[str, Any]) -> set[str]:
+    """`@clerk/shared` `jwtPayloadParser`: bit i of a feature's `o.fpm` mask (least
+    significant first) grants the i-th action of `o.per`."""
+    features = [f.split(":", 1)[1] for f in claims["fea"].split(",") if f.startswith("o:")]
+    actions = claims["o"]["per"].split(",")
+    masks = [int(mask) for mask in claims["o"]["fpm"].split(",")]
+    return {
+        f"org:{feature}:{action}"
+        for feature, mask in zip(features, masks, strict=True)
+        for index, action in enumerate(actions)
+        if mask >> index & 1
+    }
+
+
+async def test_org_permissions_decode_as_clerk_reads_them(origin: Client) -> None:
+    sid = await _alice(origin)
+    token = (await (await _mint(origin, sid, seed.ACME_ID)).json())["jwt"]
+    _, claims = await verified(origin, token)
+    _, admin_permissions = seed.ROLES[seed.ALICE_ACME_ROLE]
+    assert _org_permissions_as_clerk_reads_them(claims) == set(admin_permissions)
 
 
 async def test_azp_is_the_origin_header(origin: Client) -> None:
@@ -120,11 +142,28 @@ async def test_ignored_fields_and_query_params_are_accepted(origin: Client) -> N
 
 async def test_a_token_updates_the_sessions_last_active_token(origin: Client) -> None:
     sid = await _alice(origin)
-    token = (await (await _mint(origin, sid, seed.ACME_ID)).json())["jwt"]
+    token = (await (await _mint(origin, sid)).json())["jwt"]
     client = (await (await origin.get("/v1/client")).json())["response"]
     [session] = client["sessions"]
     assert session["last_active_token"] == {"object": "token", "jwt": token}
-    assert session["last_active_organization_id"] == seed.ACME_ID
+    assert session["last_active_organization_id"] is None
+
+
+async def test_a_token_for_another_organization_leaves_the_active_one(origin: Client) -> None:
+    """`getToken({organizationId})` "does not modify the session's currently active
+    organization" (clerk-js): only `touch` (`setActive`) switches it."""
+    sid = await _alice(origin)
+    personal = (await (await _mint(origin, sid)).json())["jwt"]
+    org_token = (await (await _mint(origin, sid, seed.ACME_ID)).json())["jwt"]
+    _, claims = await verified(origin, org_token)
+    assert claims["o"]["id"] == seed.ACME_ID
+    client = (await (await origin.get("/v1/client")).json())["response"]
+    [session] = client["sessions"]
+    assert session["last_active_organization_id"] is None
+    assert session["last_active_token"] == {"object": "token", "jwt": personal}
+    response = await origin.post(f"/v1/client/sessions/{sid}/tokens/integration_demo")
+    _, claims = await verified(origin, (await response.json())["jwt"])
+    assert claims["org"] is None
 
 
 async def test_not_a_member_of_the_organization(origin: Client) -> None:
@@ -179,7 +218,9 @@ async def test_template_token(origin: Client) -> None:
 
 async def test_template_uses_the_sessions_active_organization(origin: Client) -> None:
     sid = await _alice(origin)
-    await _mint(origin, sid, seed.ACME_ID)
+    await origin.post(
+        f"/v1/client/sessions/{sid}/touch", data={"active_organization_id": seed.ACME_ID}
+    )
     response = await origin.post(f"/v1/client/sessions/{sid}/tokens/integration_demo")
     _, claims = await verified(origin, (await response.json())["jwt"])
     assert claims["org"] == "acme"
