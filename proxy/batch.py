@@ -6,7 +6,7 @@ few hundred microseconds of Python around it. Taking turns request by
 request, they slow each other down: each finds the CPU's caches holding
 the other's data, and plain Python runs slower for milliseconds after the
 vector code (`bench/after_rsa.py`). Batches make the switches fewer: on
-this project's machine a bare aiohttp handler that signs answers 6 to 7%
+this project's machine a bare aiohttp handler that signs answers 3 to 11%
 more requests per second when the signatures of one loop turn run
 together, and the edge 5 to 12% more (README, "Performance"). Under light
 load a batch holds one call and costs one loop turn (microseconds); under

@@ -87,7 +87,7 @@ def _masked(settings: Settings) -> dict[str, Any]:
         values = dataclasses.asdict(getattr(settings, section.name))
         for key, value in values.items():
             if (section.name, key) in SECRET_KEYS:
-                values[key] = _MASK
+                values[key] = _MASK if value else ""  # empty: that endpoint is off
             elif isinstance(value, str) and "://" in value:
                 values[key] = _without_password(value)
             elif isinstance(value, Path):

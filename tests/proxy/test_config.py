@@ -468,3 +468,18 @@ def test_the_deploy_configs_are_valid(tmp_path: Path) -> None:
 def test_settings_from_mapping_refuses_a_section_that_is_not_a_table() -> None:
     with pytest.raises(ConfigError, match=r"^server: must be a table$"):
         settings_from_mapping({"server": 8080})
+
+
+def test_check_config_shows_an_empty_secret_as_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty `[admin] secret` (or `[push] secret`) turns its endpoint off: masking it
+    would show an operator a secret where none is set."""
+    path = write_config(tmp_path, '[keys]\nsigning = ["keys/instance.pem"]\n[push]\nsecret = ""\n')
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err) == (0, ""), err
+    document, _, _summary = out.rpartition("}\n")
+    shown = json.loads(document + "}")
+    assert shown["admin"]["secret"] == "", "the default: the admin API is off"
+    assert shown["push"]["secret"] == ""
+    assert shown["reference_origin"]["secret_key"] == "********"
