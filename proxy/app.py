@@ -126,17 +126,10 @@ def create_app(
 async def _origin_client(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     settings = services.settings
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, limit_per_host=256),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=SKIP_AUTO_HEADERS,
-        timeout=aiohttp.ClientTimeout(
-            total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
-        ),
-    )
+    streamed, buffered = _origin_session(settings), _origin_session(settings)
     services.upstream = Upstream(
-        session=session,
+        session=streamed,
+        buffered_session=buffered,
         base_url=settings.origin.base_url,
         prefix=settings.server.prefix,
         preserve_host=settings.origin.preserve_host,
@@ -155,13 +148,13 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
     except StoreUnavailable:
         log.warning("session store unavailable at start; will retry on the first refresh")
     keyring = services.keyring
-    if not await keyring.refresh(session):
+    if not await keyring.refresh(buffered):
         log.warning("origin JWKS unavailable at start; will retry")
-    refresher = asyncio.create_task(_refresh_jwks(services, session))
+    refresher = asyncio.create_task(_refresh_jwks(services, buffered))
     prober = asyncio.create_task(
         probe_forever(
             services.health,
-            session,
+            buffered,
             settings.origin.base_url + settings.origin.jwks_path,
             client_timeout=services.upstream.token_timeout,
             interval_s=min(1.0, settings.origin.breaker_open_s),
@@ -175,7 +168,20 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await services.store.close()
-        await session.close()
+        await streamed.close()
+        await buffered.close()
+
+
+def _origin_session(settings: Settings) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256, limit_per_host=256),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=SKIP_AUTO_HEADERS,
+        timeout=aiohttp.ClientTimeout(
+            total=settings.origin.timeout_s, sock_connect=settings.origin.connect_timeout_s
+        ),
+    )
 
 
 async def _refresh_jwks(services: Services, session: aiohttp.ClientSession) -> None:

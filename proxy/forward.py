@@ -1,11 +1,11 @@
 """Forwarding to the origin: streamed both ways, headers by `headers.py`.
 
-One shared `ClientSession` (no cookie jar, no automatic decompression, no
-redirects followed) is injected. The raw path and query reach the origin
-exactly as the client sent them, minus the edge's `{prefix}` (the target
-is built from the raw string with `encoded=True`, so nothing decodes or
-normalises `%2F`, `..` or `//`). Connection failures become 502 and
-timeouts 504, in the Clerk error shape.
+Two `ClientSession`s (no cookie jar, no automatic decompression, no
+redirects followed; `Upstream` says which serves what) are injected. The
+raw path and query reach the origin exactly as the client sent them, minus
+the edge's `{prefix}` (the target is built from the raw string with
+`encoded=True`, so nothing decodes or normalises `%2F`, `..` or `//`).
+Connection failures become 502 and timeouts 504, in the Clerk error shape.
 
 Request bodies are never read whole here: they are streamed, and when the
 client framed the body with a Content-Length, the origin gets that same
@@ -59,9 +59,17 @@ class OriginFailure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """How to reach the origin: the shared session, base URL and header policy."""
+    """How to reach the origin: the two client sessions, base URL and header policy.
+
+    `session` streams forwarded requests, whose connections a client can hold
+    open for as long as it dribbles its body; `buffered_session` carries the
+    edge's own calls (refreshes and sign-outs read whole first, JWKS, probes),
+    from a pool of its own, so that such clients can neither starve them nor
+    make their wait for a connection count as origin failures.
+    """
 
     session: aiohttp.ClientSession
+    buffered_session: aiohttp.ClientSession
     base_url: str
     prefix: str
     preserve_host: bool
@@ -162,7 +170,7 @@ async def fetch_buffered(
     headers = upstream.request_headers(request)
     headers["Accept-Encoding"] = "identity"
     try:
-        async with upstream.session.request(
+        async with upstream.buffered_session.request(
             request.method,
             upstream.target(raw_path),
             headers=headers,

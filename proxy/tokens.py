@@ -159,7 +159,7 @@ async def _verify(
                 token, session_id=session_id, keys=keyring.keys, rules=services.rules, now=now
             )
         except UnknownKey as exc:
-            if attempt or not await keyring.refetch_for(exc.kid, services.origin.session):
+            if attempt or not await keyring.refetch_for(exc.kid, services.origin.buffered_session):
                 return exc
         except TokenRejected as exc:
             return exc

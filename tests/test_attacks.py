@@ -424,7 +424,7 @@ async def test_ecdsa_zero_signatures(target: Target, tmp_path: Path) -> None:
         min_refetch_s=origin.jwks_min_refetch_s,
         clock=target.stack.clock,
     )
-    assert await services.keyring.refresh(services.origin.session)
+    assert await services.keyring.refresh(services.origin.buffered_session)
     ec_header = json_bytes({"alg": "ES256", "kid": ec_key.kid, "typ": "JWT"})
     genuine = raw_signed(ec_header, claims, ec_key)
     verified = verify_session_token(

@@ -24,13 +24,15 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from origin.faults import FAULTS
+from origin.stats import STATS
 from proxy import create_app
 from proxy.config import AdminSettings
 from proxy.cookieguard import clears_session_cookie, without_sign_out_cookies
 from proxy.health import BreakerState, OriginHealth
 from proxy.keygen import write_key
 from proxy.services import SERVICES
-from tests.proxy.raw_origin import GUARD_S, exchange, parse_answer
+from tests.proxy.raw_origin import GUARD_S, exchange, host_port, parse_answer
+from tests.proxy.served import until
 from tests.stack import (
     ALICE,
     Answer,
@@ -206,6 +208,49 @@ async def test_a_slow_origin_trips_the_breaker_and_the_probe_closes_it(
         back = checked(await browser.refresh(sid, token=outage)).jwt
         assert decode(back)[0]["oiat"] == int(clock.now)
     assert stack.decisions()[("minted", "outage")] == 1
+
+
+async def test_bodies_held_back_by_clients_neither_starve_refreshes_nor_open_the_breaker(
+    outage_stack: Stack,
+) -> None:
+    """A client can hold a forwarded request open for free by sending its body slowly:
+    as many of them as the forwarding pool has connections must not keep refreshes
+    from the origin, nor make their wait count as origin failures (outage mode would
+    widen what a stolen token buys)."""
+    stack, clock = outage_stack, outage_stack.clock
+    held_open = stack.edge_app[SERVICES].origin.session.connector
+    assert held_open is not None
+    arrivals = stack.origin_app[STATS].counts
+    writers: list[asyncio.StreamWriter] = []
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = checked(await browser.refresh(sid)).jwt
+        expected = arrivals["sign_ins"] + held_open.limit
+        try:
+            for _ in range(held_open.limit):
+                _, writer = await asyncio.open_connection(*host_port(stack.edge_url))
+                writer.write(
+                    b"POST /v1/client/sign_ins HTTP/1.1\r\nHost: app.example.test\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: 100\r\n\r\nidentifier="
+                )
+                await writer.drain()
+                writers.append(writer)
+
+            async def all_at_the_origin() -> bool:
+                return arrivals["sign_ins"] >= expected
+
+            await until(all_at_the_origin, "the held requests to reach the origin")
+            for _ in range(BREAKER["breaker_failures"]):
+                clock.advance(MAX_AGE + 5)
+                answer = checked(await browser.refresh(sid, token=token))
+                assert decode(answer.jwt)[0]["oiat"] == int(clock.now), "the origin's own token"
+                token = answer.jwt
+        finally:
+            for writer in writers:
+                writer.close()
+    assert health_of(stack).state is BreakerState.CLOSED
+    assert stack.decisions()[("origin", "too_old")] == BREAKER["breaker_failures"]
 
 
 async def test_a_token_that_expired_during_a_long_sleep_is_minted_only_in_an_outage(
