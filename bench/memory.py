@@ -37,12 +37,12 @@ import orjson
 from minter import ClaimsRecord, Mint, prepare_clone
 from minter.jws import b64url_encode, encode_json, parse_json_object
 from minter.keys import SigningKey, load_private_key
+from proxy.clients import credential_digest
 from proxy.config import Settings
 from proxy.heap import freeze_startup_heap
 from proxy.keygen import generate_key_pem
 from proxy.signed import SignedHere
 from proxy.store import MemoryStore, open_store
-from proxy.tokenlog import token_hint
 
 SESSION_CAT = "cl_B7d4PD111AAA"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -96,7 +96,7 @@ async def _fill(store: MemoryStore, sessions: int, iat: int) -> list[tuple[str, 
         record = ClaimsRecord(oiat=iat, cat=SESSION_CAT, claims=claims, origin_lifetime_s=60)
         organization_id = claims["o"]["id"]
         await store.remember(session_id, organization_id, record)
-        await store.note_client_session(token_hint(secrets.token_urlsafe(32)), session_id)
+        await store.note_client_session(credential_digest(secrets.token_urlsafe(32)), session_id)
         if index % 97 == 0:
             sample.append((session_id, organization_id, user_id))
     return sample

@@ -1,26 +1,33 @@
-"""Which client a request comes from, as a short hash of its credential.
+"""Which client a request comes from, as a hash of its credential.
 
 A session's edge mints are bound to the client that the origin last issued
 its token to through this edge (`minter.policy`): a browser's `__client`
 cookie, or a native client's `authorization` header. Only a hash of it is
-kept (`tokenlog.token_hint`).
+kept: 128 bits of SHA-256 (`credential_digest`). Not the 48-bit hint the
+logs use (`tokenlog.token_hint`): whoever can read the store (Redis) and
+holds a stolen token could search 2^48 values for a cookie with the bound
+hash, and have the token cloned from the victim's fresher claims.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from aiohttp import web
 
-from .tokenlog import token_hint
-
-__all__ = ["client_key"]
+__all__ = ["client_key", "credential_digest"]
 
 
 def client_key(request: web.Request) -> str | None:
-    """A short hash naming the client: its `__client` cookie or native `authorization`."""
+    """The hash naming the client: of its `__client` cookie or native `authorization`."""
     credential = _client_cookie(request) or request.headers.get("Authorization")
-    return token_hint(credential) if credential else None
+    return credential_digest(credential) if credential else None
+
+
+def credential_digest(credential: str) -> str:
+    """32 hex characters (128 bits) of SHA-256 of a client credential."""
+    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # RFC 6265 section 4.2.1: cookie-pair *( "; " cookie-pair ), no quotes, no spaces.

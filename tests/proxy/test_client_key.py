@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from proxy.clients import client_key
+from proxy.clients import client_key, credential_digest
 from proxy.tokenlog import token_hint
 
 _NAMES = st.sampled_from(["__client", "__client_uat", "__session", "__Client", "x", "a b"])
@@ -62,10 +64,19 @@ def nearly_plain_cookie_headers(draw: st.DrawFn) -> str:
 def test_the_client_cookie_is_read_as_aiohttp_reads_it(header: str) -> None:
     request = make_mocked_request("POST", "/", headers=CIMultiDict({"Cookie": header}))
     expected = request.cookies.get("__client")
-    assert client_key(request) == (token_hint(expected) if expected else None)
+    assert client_key(request) == (credential_digest(expected) if expected else None)
 
 
 def test_native_clients_are_named_by_their_authorization_header() -> None:
     request = make_mocked_request("POST", "/", headers=CIMultiDict({"Authorization": "abc"}))
-    assert client_key(request) == token_hint("abc")
+    assert client_key(request) == credential_digest("abc")
     assert client_key(make_mocked_request("POST", "/")) is None
+
+
+def test_the_binding_is_a_128_bit_hash_not_the_log_hint() -> None:
+    """The store holds it: a 48-bit hash would let whoever reads the store find a
+    cookie with the bound hash in about 2^48 tries."""
+    request = make_mocked_request("POST", "/", headers=CIMultiDict({"Cookie": "__client=abc"}))
+    key = client_key(request)
+    assert key == hashlib.sha256(b"abc").hexdigest()[:32]
+    assert key != token_hint("abc")

@@ -26,9 +26,9 @@ from aiohttp import web
 from minter import SESSION_TOKEN_CAT, SigningKey, sign_compact
 from origin import OriginSettings as ReferenceSettings
 from origin import create_app as create_origin_app
+from proxy.clients import credential_digest
 from proxy.keygen import write_key
 from proxy.store import RedisStore
-from proxy.tokenlog import token_hint
 from tests.proxy.served import UNLIMITED, Edge, edge_process, wait_ready, wait_store_back
 from tests.redis_server import RedisServer, free_port
 from tests.stack import (
@@ -169,7 +169,7 @@ async def bind(edges: Edges, *sids: str) -> None:
     store = edges.store()
     try:
         for sid in sids:
-            await store.note_client_session(token_hint(NATIVE_CREDENTIAL), sid)
+            await store.note_client_session(credential_digest(NATIVE_CREDENTIAL), sid)
     finally:
         await store.close()
 
