@@ -139,6 +139,8 @@ async def _origin_client(app: web.Application) -> AsyncIterator[None]:
         ),
         stream_timeout=aiohttp.ClientTimeout(
             total=None,
+            # Waiting for a free pooled connection is bounded too: a 504, not a hang.
+            connect=settings.origin.timeout_s,
             sock_connect=settings.origin.connect_timeout_s,
             sock_read=settings.origin.timeout_s,
         ),

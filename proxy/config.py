@@ -253,6 +253,7 @@ class LimitSettings:
     per_session_per_s: float = 5.0  # per verified session (never an unverified sid)
     per_session_burst: int = 20
     max_concurrent_signs: int = 64  # signatures in flight at once
+    per_ip_forwards: int = 32  # forwarded requests in flight at once per client IP
     sign_in_threads: bool = False  # sign in worker threads (else on the event loop)
     coalesce: bool = True  # identical clones within a second share one signature
 
@@ -262,6 +263,7 @@ class LimitSettings:
         _require(self.per_session_per_s > 0, "limits.per_session_per_s", "must be > 0")
         _require(self.per_session_burst >= 1, "limits.per_session_burst", "must be >= 1")
         _require(self.max_concurrent_signs >= 1, "limits.max_concurrent_signs", "must be >= 1")
+        _require(self.per_ip_forwards >= 1, "limits.per_ip_forwards", "must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)

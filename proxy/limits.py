@@ -25,6 +25,16 @@ Three limits, each applied where it cannot be turned against someone else:
   releases the GIL while it signs); `--workers N` is the better way to use
   them.
 
+And one limit on everything else the edge streams to the origin:
+
+- **Forwarded requests in flight per client IP**: `per_ip_forwards` (32).
+  A streamed forward holds one of the origin pool's 256 connections for as
+  long as its client takes to send the body (up to `server.body_timeout_s`
+  between bytes), so one client sending slowly could hold them all and
+  stall every sign-in at that edge. Past the cap: 429 with `Retry-After: 1`.
+  Refreshes and sign-outs are read whole before they go out, over a pool
+  of their own (`forward.py`), and are not counted here.
+
 Over a rate limit the answer is 429 in the Clerk error shape with a whole
 `Retry-After` (at least 1 second). Buckets live in bounded expiring tables:
 an entry expires once its bucket would have refilled, so dropping it loses
@@ -39,7 +49,7 @@ import contextlib
 import functools
 import ipaddress
 import math
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -55,6 +65,7 @@ __all__ = [
     "LIMITS",
     "MAX_TRACKED_KEYS",
     "QUEUE_FACTOR",
+    "InFlight",
     "Limits",
     "SignBusy",
     "SignGate",
@@ -208,8 +219,33 @@ def _retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
+class InFlight:
+    """Requests in flight per key, at most `limit` each; a key at zero is not kept."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def enter(self, key: str) -> bool:
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def leave(self, key: str) -> None:
+        count = self._counts[key] - 1
+        if count:
+            self._counts[key] = count
+        else:
+            del self._counts[key]
+
+
 class Limits:
-    """The token route's limits, one instance per app (under `LIMITS`)."""
+    """The edge's limits, one instance per app (under `LIMITS`)."""
 
     def __init__(
         self,
@@ -234,6 +270,7 @@ class Limits:
             max_waiting=QUEUE_FACTOR * settings.max_concurrent_signs,
             in_threads=settings.sign_in_threads,
         )
+        self.forwards = InFlight(settings.per_ip_forwards)
         self._trusted = trusted_proxies
         self.limited = Counter(
             "session_minter_limited",
@@ -269,6 +306,25 @@ class Limits:
             "too many token requests for this session",
             retry_after_s=_retry_after(wait),
         )
+
+    @contextlib.contextmanager
+    def forward_slot(self, request: web.Request) -> Iterator[web.Response | None]:
+        """Around a streamed forward: None while it may go, else the 429 to send."""
+        ip = client_ip(request, self._trusted)
+        if not self.forwards.enter(ip):
+            self.limited.labels("forwards").inc()
+            yield clerk_error(
+                request,
+                429,
+                "too_many_requests",
+                "too many requests in flight from this address",
+                retry_after_s=1,
+            )
+            return
+        try:
+            yield None
+        finally:
+            self.forwards.leave(ip)
 
     def busy(self, request: web.Request) -> web.Response:
         self.limited.labels("signing").inc()

@@ -28,6 +28,7 @@ from .clients import client_key
 from .errors import clerk_error
 from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
 from .headers import forwarded_response_headers, has_unsupported_transfer_coding
+from .limits import LIMITS
 from .logs import note_route
 from .metrics import metrics_response
 from .push import handle_push
@@ -76,7 +77,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         return await _operations(request, services, raw_path)
     if prefix:
         if not raw_path.startswith(prefix + "/"):
-            return await forward_streaming(services.origin, request)
+            return await _forward(request, services)
         raw_path = raw_path[len(prefix) :]
     if request.method == "POST":
         match = TOKEN_PATH.fullmatch(raw_path)
@@ -96,7 +97,15 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if sign_out is not None:
         note_route(request, "sign_out")
         return await _forward_sign_out(request, services, sign_out)
-    return await forward_streaming(services.origin, request)
+    return await _forward(request, services)
+
+
+async def _forward(request: web.Request, services: Services) -> web.StreamResponse:
+    """Stream a request to the origin, within its client's share of the pool."""
+    with request.app[LIMITS].forward_slot(request) as refused:
+        if refused is not None:
+            return refused
+        return await forward_streaming(services.origin, request)
 
 
 def _jwks(request: web.Request, services: Services) -> web.Response:

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 
 from minter import sign_compact
+from origin.stats import STATS
 from proxy.config import ConfigError, LimitSettings, ServerSettings
 from proxy.keygen import write_key
 from proxy.limits import LIMITS, QUEUE_FACTOR, TokenBuckets, _ip_key
 from proxy.services import SERVICES
+from tests.proxy.raw_origin import host_port
+from tests.proxy.served import until
 from tests.stack import (
     BOB,
     BROWSER_ORIGIN,
@@ -237,6 +240,51 @@ async def test_signature_bound_leaves_other_routes_answering(
     assert limited(stack) == {"signing": flood - queued}
 
 
+async def test_one_client_holding_forwards_open_gets_429_past_its_share(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Forwards whose bodies arrive slowly each hold an origin connection: past
+    `per_ip_forwards` at once, that client gets 429; token requests still go on."""
+    limits = LimitSettings(per_ip_per_s=1000.0, per_ip_burst=1000, per_ip_forwards=2)
+    async with running_stack(tmp_path, clock, limits=limits) as stack:
+        arrivals = stack.origin_app[STATS].counts
+        forwards = stack.edge_app[LIMITS].forwards
+        writers: list[asyncio.StreamWriter] = []
+        async with Browser(stack.fapi) as browser:
+            sid = await browser.sign_in()
+            expected = arrivals["sign_ins"] + 2
+            try:
+                for _ in range(2):
+                    _, writer = await asyncio.open_connection(*host_port(stack.edge_url))
+                    writer.write(
+                        b"POST /v1/client/sign_ins HTTP/1.1\r\nHost: app.example.test\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 100\r\n\r\nidentifier="
+                    )
+                    await writer.drain()
+                    writers.append(writer)
+
+                async def both_at_the_origin() -> bool:
+                    return arrivals["sign_ins"] >= expected
+
+                await until(both_at_the_origin, "the held requests to reach the origin")
+                refused = await browser.request("GET", "/v1/environment")
+                assert refused.status == 429
+                assert refused.headers["Retry-After"] == "1"
+                assert refused.body["errors"][0]["code"] == "too_many_requests"
+                assert (await browser.refresh(sid)).status == 200, "the token route is apart"
+            finally:
+                for writer in writers:
+                    writer.close()
+
+            async def released() -> bool:
+                return len(forwards) == 0
+
+            await until(released, "the held forwards to end")
+            assert (await browser.request("GET", "/v1/environment")).status == 200
+    assert limited(stack) == {"forwards": 1.0}
+
+
 async def test_signing_in_threads_mints_tokens_the_edge_remembers(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -277,7 +325,8 @@ def test_buckets_refill_and_stay_bounded() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["per_ip_per_s", "per_ip_burst", "per_session_per_s", "per_session_burst"]
+    "field",
+    ["per_ip_per_s", "per_ip_burst", "per_session_per_s", "per_session_burst", "per_ip_forwards"],
 )
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ConfigError, match=f"limits.{field}"):

@@ -26,7 +26,7 @@ from multidict import CIMultiDict
 from origin.faults import FAULTS
 from origin.stats import STATS
 from proxy import create_app
-from proxy.config import AdminSettings
+from proxy.config import AdminSettings, LimitSettings
 from proxy.cookieguard import clears_session_cookie, without_sign_out_cookies
 from proxy.health import BreakerState, OriginHealth
 from proxy.keygen import write_key
@@ -211,13 +211,21 @@ async def test_a_slow_origin_trips_the_breaker_and_the_probe_closes_it(
 
 
 async def test_bodies_held_back_by_clients_neither_starve_refreshes_nor_open_the_breaker(
-    outage_stack: Stack,
+    tmp_path: Path, clock: FakeClock
 ) -> None:
     """A client can hold a forwarded request open for free by sending its body slowly:
     as many of them as the forwarding pool has connections must not keep refreshes
     from the origin, nor make their wait count as origin failures (outage mode would
-    widen what a stolen token buys)."""
-    stack, clock = outage_stack, outage_stack.clock
+    widen what a stolen token buys). Many clients, here: the per-IP cap is lifted."""
+    async with running_stack(
+        tmp_path, clock, tokens=TOKENS, origin=BREAKER, limits=LimitSettings(per_ip_forwards=1000)
+    ) as stack:
+        await _hold_the_forwarding_pool_and_refresh(stack, clock)
+    assert health_of(stack).state is BreakerState.CLOSED
+    assert stack.decisions()[("origin", "too_old")] == BREAKER["breaker_failures"]
+
+
+async def _hold_the_forwarding_pool_and_refresh(stack: Stack, clock: FakeClock) -> None:
     held_open = stack.edge_app[SERVICES].origin.session.connector
     assert held_open is not None
     arrivals = stack.origin_app[STATS].counts
@@ -246,11 +254,14 @@ async def test_bodies_held_back_by_clients_neither_starve_refreshes_nor_open_the
                 answer = checked(await browser.refresh(sid, token=token))
                 assert decode(answer.jwt)[0]["oiat"] == int(clock.now), "the origin's own token"
                 token = answer.jwt
+            # Another forward waits for a pooled connection no longer than the origin's
+            # timeout: a 504, not a request that hangs until a held one ends.
+            async with asyncio.timeout(GUARD_S):
+                starved = await browser.request("GET", "/v1/environment")
+            assert (starved.status, starved.error_code) == (504, "origin_unavailable")
         finally:
             for writer in writers:
                 writer.close()
-    assert health_of(stack).state is BreakerState.CLOSED
-    assert stack.decisions()[("origin", "too_old")] == BREAKER["breaker_failures"]
 
 
 async def test_a_token_that_expired_during_a_long_sleep_is_minted_only_in_an_outage(
