@@ -219,6 +219,7 @@ per_ip_per_s = 1000000.0
 per_ip_burst = 1000000
 per_session_per_s = 1000000.0
 per_session_burst = 1000000
+per_ip_forwards = 1000000
 [reference_origin]
 port = {origin_port}
 database = "origin.db"
