@@ -176,6 +176,27 @@ def host_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
+@contextlib.asynccontextmanager
+async def slow_sign_ins(url: str, count: int) -> AsyncIterator[None]:
+    """`count` sign-ins forwarded by the edge at `url` whose bodies never finish
+    arriving, each holding an origin connection, until the block ends."""
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(count):
+            _, writer = await asyncio.open_connection(*host_port(url))
+            writer.write(
+                b"POST /v1/client/sign_ins HTTP/1.1\r\nHost: app.example.test\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: 100\r\n\r\nidentifier="
+            )
+            await writer.drain()
+            writers.append(writer)
+        yield
+    finally:
+        for writer in writers:
+            writer.close()
+
+
 async def exchange(url: str, data: bytes) -> bytes:
     """Send raw bytes to the server at `url`, then read until it closes the connection."""
     reader, writer = await asyncio.open_connection(*host_port(url))

@@ -14,7 +14,7 @@ from proxy.config import ConfigError, LimitSettings, ServerSettings
 from proxy.keygen import write_key
 from proxy.limits import LIMITS, QUEUE_FACTOR, TokenBuckets, _ip_key
 from proxy.services import SERVICES
-from tests.proxy.raw_origin import host_port
+from tests.proxy.raw_origin import slow_sign_ins
 from tests.proxy.served import until
 from tests.stack import (
     BOB,
@@ -249,20 +249,10 @@ async def test_one_client_holding_forwards_open_gets_429_past_its_share(
     async with running_stack(tmp_path, clock, limits=limits) as stack:
         arrivals = stack.origin_app[STATS].counts
         forwards = stack.edge_app[LIMITS].forwards
-        writers: list[asyncio.StreamWriter] = []
         async with Browser(stack.fapi) as browser:
             sid = await browser.sign_in()
             expected = arrivals["sign_ins"] + 2
-            try:
-                for _ in range(2):
-                    _, writer = await asyncio.open_connection(*host_port(stack.edge_url))
-                    writer.write(
-                        b"POST /v1/client/sign_ins HTTP/1.1\r\nHost: app.example.test\r\n"
-                        b"Content-Type: application/x-www-form-urlencoded\r\n"
-                        b"Content-Length: 100\r\n\r\nidentifier="
-                    )
-                    await writer.drain()
-                    writers.append(writer)
+            async with slow_sign_ins(stack.edge_url, 2):
 
                 async def both_at_the_origin() -> bool:
                     return arrivals["sign_ins"] >= expected
@@ -273,9 +263,6 @@ async def test_one_client_holding_forwards_open_gets_429_past_its_share(
                 assert refused.headers["Retry-After"] == "1"
                 assert refused.body["errors"][0]["code"] == "too_many_requests"
                 assert (await browser.refresh(sid)).status == 200, "the token route is apart"
-            finally:
-                for writer in writers:
-                    writer.close()
 
             async def released() -> bool:
                 return len(forwards) == 0

@@ -31,7 +31,7 @@ from proxy.cookieguard import clears_session_cookie, without_sign_out_cookies
 from proxy.health import BreakerState, OriginHealth
 from proxy.keygen import write_key
 from proxy.services import SERVICES
-from tests.proxy.raw_origin import GUARD_S, exchange, host_port, parse_answer
+from tests.proxy.raw_origin import GUARD_S, exchange, parse_answer, slow_sign_ins
 from tests.proxy.served import until
 from tests.stack import (
     ALICE,
@@ -229,21 +229,11 @@ async def _hold_the_forwarding_pool_and_refresh(stack: Stack, clock: FakeClock) 
     held_open = stack.edge_app[SERVICES].origin.session.connector
     assert held_open is not None
     arrivals = stack.origin_app[STATS].counts
-    writers: list[asyncio.StreamWriter] = []
     async with Browser(stack.fapi) as browser:
         sid = await browser.sign_in()
         token = checked(await browser.refresh(sid)).jwt
         expected = arrivals["sign_ins"] + held_open.limit
-        try:
-            for _ in range(held_open.limit):
-                _, writer = await asyncio.open_connection(*host_port(stack.edge_url))
-                writer.write(
-                    b"POST /v1/client/sign_ins HTTP/1.1\r\nHost: app.example.test\r\n"
-                    b"Content-Type: application/x-www-form-urlencoded\r\n"
-                    b"Content-Length: 100\r\n\r\nidentifier="
-                )
-                await writer.drain()
-                writers.append(writer)
+        async with slow_sign_ins(stack.edge_url, held_open.limit):
 
             async def all_at_the_origin() -> bool:
                 return arrivals["sign_ins"] >= expected
@@ -259,9 +249,6 @@ async def _hold_the_forwarding_pool_and_refresh(stack: Stack, clock: FakeClock) 
             async with asyncio.timeout(GUARD_S):
                 starved = await browser.request("GET", "/v1/environment")
             assert (starved.status, starved.error_code) == (504, "origin_unavailable")
-        finally:
-            for writer in writers:
-                writer.close()
 
 
 async def test_a_token_that_expired_during_a_long_sleep_is_minted_only_in_an_outage(
@@ -294,9 +281,11 @@ async def _refresh_while_the_origin_takes(
     return checked(await pending)
 
 
-async def test_a_fallback_mint_is_dated_when_the_origin_failed(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+async def _fallback_after_a_held_refresh(
+    tmp_path: Path, clock: FakeClock, *, age_s: int, held_s: int
+) -> tuple[Stack, str, Answer]:
+    """Sign in and refresh at the origin; `age_s` later, refresh while the origin holds
+    the request `held_s` seconds and then fails: (stack, first token, that answer)."""
     origin = {**BREAKER, "timeout_s": GUARD_S}
     async with (
         running_stack(tmp_path, clock, tokens=TOKENS, origin=origin) as stack,
@@ -304,8 +293,18 @@ async def test_a_fallback_mint_is_dated_when_the_origin_failed(
     ):
         sid = await browser.sign_in()
         first = checked(await browser.refresh(sid)).jwt
-        clock.advance(MAX_AGE + 10)  # too old for normal times: sent to the origin
-        answer = await _refresh_while_the_origin_takes(stack, browser, sid, first, 8)
+        clock.advance(age_s)
+        answer = await _refresh_while_the_origin_takes(stack, browser, sid, first, held_s)
+    return stack, first, answer
+
+
+async def test_a_fallback_mint_is_dated_when_the_origin_failed(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Too old for normal times: sent to the origin.
+    stack, first, answer = await _fallback_after_a_held_refresh(
+        tmp_path, clock, age_s=MAX_AGE + 10, held_s=8
+    )
     header, claims = decode(answer.jwt)
     assert stack.decisions()[("minted", "outage")] == 1
     assert header["oiat"] == decode(first)[0]["oiat"]
@@ -316,15 +315,10 @@ async def test_a_fallback_mint_is_dated_when_the_origin_failed(
 async def test_a_fallback_never_mints_a_token_that_the_wait_for_the_origin_aged_past_the_bound(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    origin = {**BREAKER, "timeout_s": GUARD_S}
-    async with (
-        running_stack(tmp_path, clock, tokens=TOKENS, origin=origin) as stack,
-        Browser(stack.fapi) as browser,
-    ):
-        sid = await browser.sign_in()
-        first = checked(await browser.refresh(sid)).jwt
-        clock.advance(OUTAGE_AGE - 15)  # 15 s of the outage bound left when it arrives
-        answer = await _refresh_while_the_origin_takes(stack, browser, sid, first, 20)
+    # 15 s of the outage bound left when it arrives; the origin holds it 20 s.
+    stack, _, answer = await _fallback_after_a_held_refresh(
+        tmp_path, clock, age_s=OUTAGE_AGE - 15, held_s=20
+    )
     assert (answer.status, answer.error_code) == (503, "origin_unavailable")
     assert ("minted", "outage") not in stack.decisions()
 

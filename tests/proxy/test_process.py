@@ -369,24 +369,7 @@ async def test_serves_on_the_configured_event_loop(tmp_path: Path, loop: str) ->
 
 async def test_the_origin_command_logs_no_token_from_a_query_or_path(tmp_path: Path) -> None:
     port = free_port()
-    key_path = tmp_path / "keys" / "instance.pem"
-    write_key(key_path)
-    config = tmp_path / "origin.toml"
-    config.write_text(
-        f"""
-[server]
-log_format = "json"
-
-[reference_origin]
-host = "127.0.0.1"
-port = {port}
-database = "origin.db"
-signing_key = "keys/instance.pem"
-secret_key = "{SECRET_KEY}"
-edges = []
-""",
-        encoding="utf-8",
-    )
+    config = _origin_config(tmp_path, port, "origin.db")
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEifQ.c2lnbmF0dXJlLWJ5dGVz"
     log = tmp_path / "origin.log"
     base = f"http://127.0.0.1:{port}"
@@ -448,6 +431,7 @@ host = "127.0.0.1"
 port = {port}
 database = "{database}"
 signing_key = "keys/instance.pem"
+secret_key = "{SECRET_KEY}"
 edges = []
 """,
         encoding="utf-8",
