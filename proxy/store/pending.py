@@ -43,6 +43,7 @@ class PendingRevocations:
         self._ids: dict[str, None] = {}  # insertion-ordered set
         self._dropped = False  # some were dropped: the store must begin again
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._ids
@@ -87,11 +88,16 @@ class PendingRevocations:
     async def _retry(self) -> None:
         delay = _FIRST_DELAY_S
         while not await self.flush():
+            # The Redis client can swallow a cancellation that lands during a write
+            # (it raises the write's error instead): closing is checked here too.
+            if self._closed:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_DELAY_S)
 
     async def close(self) -> None:
         """Stop retrying after one last attempt; log what is lost."""
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -183,6 +183,20 @@ async def test_sign_outs_dropped_from_a_full_queue_make_the_store_begin_again(
         await other_edge.close()
 
 
+async def test_close_stops_the_retry_even_with_a_write_in_flight(own_redis: RedisServer) -> None:
+    """Redis refusing writes (out of memory) while the edge shuts down: close returns."""
+    edge = redis_store(own_redis.url)
+    with contextlib.closing(own_redis.client()) as admin:
+        admin.config_set("maxmemory", 1)
+    for session_id in ("sess_1", "sess_2"):
+        with pytest.raises(StoreUnavailable):
+            await edge.revoke([session_id])
+    async with asyncio.timeout(10) as bound:
+        await edge.close()
+    assert not bound.expired(), "close returned by itself, with no retry left running"
+    assert len(edge.pending) == 2, "both sign-outs are still unwritten"
+
+
 async def test_the_retry_task_writes_queued_sign_outs_by_itself(own_redis: RedisServer) -> None:
     edge, other_edge = redis_store(own_redis.url), redis_store(own_redis.url)
     try:
