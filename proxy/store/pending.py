@@ -51,6 +51,11 @@ class PendingRevocations:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def dropped(self) -> bool:
+        """Some were dropped, and the store has not begun again since."""
+        return self._dropped
+
     def add(self, session_ids: Iterable[str]) -> None:
         """Queue ids for writing and make sure the retry task runs."""
         for session_id in session_ids:

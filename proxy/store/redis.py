@@ -36,7 +36,9 @@ fresh one (that is how the edge reconnects after Redis restarts), a
 timeout is not retried. Every Redis or socket error becomes
 `StoreUnavailable`. Sign-outs that could not be written wait in
 `PendingRevocations` and are answered as revoked by this edge meanwhile;
-`ping` is False while any wait (`/readyz` says "degraded").
+`ping` is False while any wait (`/readyz` says "degraded"). Once some were
+dropped from the full queue, the store answers `StoreUnavailable` until the
+new data set that covers them has begun.
 """
 
 from __future__ import annotations
@@ -205,7 +207,13 @@ class RedisStore:
             client, record_ttl_s=record_ttl_s, revocation_ttl_s=revocation_ttl_s, clock=clock
         )
 
+    def _vouch(self) -> None:
+        """Refuse to answer between a dropped sign-out and the new data set that covers it."""
+        if self.pending.dropped:
+            raise StoreUnavailable("queued sign-outs were dropped; the store has not begun again")
+
     async def state(self, session_id: str, organization_id: str, user_id: str) -> SessionState:
+        self._vouch()
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(_record_key(session_id, organization_id), ["o", "d"])
@@ -265,6 +273,7 @@ class RedisStore:
     async def settle(
         self, session_id: str, organization_id: str, *, oiat: int, record: ClaimsRecord | None
     ) -> Settled:
+        self._vouch()
         if session_id in self.pending:
             return Settled.REVOKED
         outcome = await self._run(
@@ -280,6 +289,7 @@ class RedisStore:
         return _SETTLED[int(outcome)]
 
     async def is_revoked(self, session_id: str) -> bool:
+        self._vouch()
         if session_id in self.pending:
             return True
         return bool(await self._run(self._redis.exists(_revoked_key(session_id))))
@@ -328,12 +338,12 @@ class RedisStore:
         return {item.decode("utf-8") for item in ids}
 
     async def ping(self) -> bool:
-        """Reachable, and no sign-out waiting to be written."""
+        """Reachable, no sign-out waiting to be written, and none dropped uncovered."""
         try:
             await self._run(self._redis.ping())
         except StoreUnavailable:
             return False
-        return not self.pending or await self.pending.flush()
+        return await self.pending.flush()
 
     async def close(self) -> None:
         await self.pending.close()

@@ -183,6 +183,37 @@ async def test_sign_outs_dropped_from_a_full_queue_make_the_store_begin_again(
         await other_edge.close()
 
 
+async def test_no_claims_are_cloned_past_a_dropped_sign_out_before_the_store_begins_again(
+    own_redis: RedisServer,
+) -> None:
+    """Redis that answers reads but refuses writes (out of memory): the queue overflows."""
+    clock = FakeClock(1000)
+    client = redis.asyncio.Redis.from_url(own_redis.url, socket_timeout=0.5)
+    edge = RedisStore(
+        client, record_ttl_s=RECORD_TTL, revocation_ttl_s=REVOCATION_TTL, clock=clock, max_pending=1
+    )
+    try:
+        await edge.start()
+        with contextlib.closing(own_redis.client()) as admin:
+            admin.config_set("maxmemory", 1)
+        for session_id in ("sess_1", "sess_2"):
+            with pytest.raises(StoreUnavailable):
+                await edge.revoke([session_id])
+        assert "sess_1" not in edge.pending, "sess_1 was dropped"
+        clock.advance(500)
+        with pytest.raises(StoreUnavailable):
+            await edge.state("sess_1", "", "user_1")  # else claims of second 1200 are cloned
+        with pytest.raises(StoreUnavailable):
+            await edge.settle("sess_1", "", oiat=1200, record=None)
+        assert not await edge.ping(), "the store has not begun again"
+        with contextlib.closing(own_redis.client()) as admin:
+            admin.config_set("maxmemory", 0)
+        assert await edge.ping(), "the queue is written, and the store begins again"
+        assert (await edge.state("sess_1", "", "user_1")).stale_mark == 1499
+    finally:
+        await edge.close()
+
+
 async def test_close_stops_the_retry_even_with_a_write_in_flight(own_redis: RedisServer) -> None:
     """Redis refusing writes (out of memory) while the edge shuts down: close returns."""
     edge = redis_store(own_redis.url)
