@@ -37,6 +37,18 @@ def redis_store(url: str, *, socket_timeout_s: float = 0.5) -> RedisStore:
     return store
 
 
+def store_with_a_short_queue(url: str, clock: FakeClock, *, max_pending: int) -> RedisStore:
+    """A store whose queue of unwritten sign-outs holds `max_pending` sessions."""
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=0.5)
+    return RedisStore(
+        client,
+        record_ttl_s=RECORD_TTL,
+        revocation_ttl_s=REVOCATION_TTL,
+        clock=clock,
+        max_pending=max_pending,
+    )
+
+
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[RedisStore]:
     opened = redis_store(redis_url)
@@ -157,10 +169,7 @@ async def test_sign_outs_dropped_from_a_full_queue_make_the_store_begin_again(
     own_redis: RedisServer,
 ) -> None:
     clock = FakeClock(1000)
-    client = redis.asyncio.Redis.from_url(own_redis.url, socket_timeout=0.5)
-    edge = RedisStore(
-        client, record_ttl_s=RECORD_TTL, revocation_ttl_s=REVOCATION_TTL, clock=clock, max_pending=2
-    )
+    edge = store_with_a_short_queue(own_redis.url, clock, max_pending=2)
     other_edge = redis_store(own_redis.url)
     try:
         await edge.start()
@@ -188,10 +197,7 @@ async def test_no_claims_are_cloned_past_a_dropped_sign_out_before_the_store_beg
 ) -> None:
     """Redis that answers reads but refuses writes (out of memory): the queue overflows."""
     clock = FakeClock(1000)
-    client = redis.asyncio.Redis.from_url(own_redis.url, socket_timeout=0.5)
-    edge = RedisStore(
-        client, record_ttl_s=RECORD_TTL, revocation_ttl_s=REVOCATION_TTL, clock=clock, max_pending=1
-    )
+    edge = store_with_a_short_queue(own_redis.url, clock, max_pending=1)
     try:
         await edge.start()
         with contextlib.closing(own_redis.client()) as admin:
