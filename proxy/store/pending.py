@@ -42,6 +42,7 @@ class PendingRevocations:
         self._max_pending = max_pending
         self._ids: dict[str, None] = {}  # insertion-ordered set
         self._dropped = False  # some were dropped: the store must begin again
+        self._drops = 0  # how many times; a drop during `begin_again` needs another
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -65,6 +66,7 @@ class PendingRevocations:
             for session_id in list(self._ids)[:overflow]:
                 del self._ids[session_id]
             self._dropped = True
+            self._drops += 1
             log.error(
                 "dropped %d queued sign-outs: the store has been down too long; once it is"
                 " back, every session goes to the origin once",
@@ -84,8 +86,10 @@ class PendingRevocations:
                     self._ids.pop(session_id, None)
                 log.info("wrote %d queued sign-outs", len(batch))
             if self._dropped and not self._ids:
+                drops = self._drops
                 await self._begin_again()
-                self._dropped = False
+                # A drop while it ran is not covered by the data set it began.
+                self._dropped = self._drops != drops
         except StoreUnavailable:
             return False
         return not self._ids and not self._dropped
