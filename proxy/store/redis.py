@@ -96,19 +96,15 @@ return 0
 """
 _SETTLED = (Settled.KEPT, Settled.REVOKED, Settled.SUPERSEDED)
 
+# KEYS: the mark. ARGV: the new mark and its TTL (0: no expiry, for `sm:born`).
 _RAISE_MARK = """
 local current = tonumber(redis.call('GET', KEYS[1]))
 if not current or current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-end
-return 1
-"""
-
-# No expiry: it says when the data set began.
-_RAISE_BORN = """
-local current = tonumber(redis.call('GET', KEYS[1]))
-if not current or current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[1])
+  end
 end
 return 1
 """
@@ -179,7 +175,6 @@ class RedisStore:
         self._settle = client.register_script(_SETTLE)
         self._raise_mark = client.register_script(_RAISE_MARK)
         self._note_client = client.register_script(_NOTE_CLIENT)
-        self._raise_born = client.register_script(_RAISE_BORN)
         self.pending = PendingRevocations(
             self._write_tombstones, begin_again=self._begin_again, max_pending=max_pending
         )
@@ -258,7 +253,7 @@ class RedisStore:
 
     async def _begin_again(self) -> None:
         """Sign-outs were lost on the way (`pending.py`): a new data set begins now."""
-        await self._run(self._raise_born(keys=[_BORN_KEY], args=[int(self._clock()) - 1]))
+        await self._run(self._raise_mark(keys=[_BORN_KEY], args=[int(self._clock()) - 1, 0]))
         log.warning("a new data set begins: claims assembled before now go to the origin once")
 
     async def remember(self, session_id: str, organization_id: str, record: ClaimsRecord) -> bool:
