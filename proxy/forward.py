@@ -30,7 +30,7 @@ from yarl import URL
 
 from .errors import clerk_error
 from .headers import forwarded_request_headers, forwarded_response_headers
-from .reading import BODY_IDLE_S, BodyStalled, next_piece, read_capped_stream
+from .reading import BODY_IDLE_S, BodyStalled, next_piece, read_capped_stream, send_continue
 
 __all__ = [
     "SKIP_AUTO_HEADERS",
@@ -112,6 +112,7 @@ async def read_capped(request: web.Request, limit: int) -> bytes | None:
     BodyStalled when it stops arriving for `server.body_timeout_s`."""
     if request.content_length is not None and request.content_length > limit:
         return None
+    await send_continue(request)
     return await read_capped_stream(request.content, limit, idle_s=request.app.get(BODY_IDLE_S))
 
 
@@ -188,6 +189,7 @@ async def forward_streaming(upstream: Upstream, request: web.Request) -> web.Str
     """Forward any request as it came, streaming both bodies."""
     reply: web.StreamResponse | None = None
     headers, body = _streamed_request(upstream, request)
+    await send_continue(request)  # before the origin is asked: no 100 may follow its answer
     try:
         async with upstream.session.request(
             request.method,

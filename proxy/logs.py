@@ -49,6 +49,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .metrics import Metrics
+from .reading import expect_continue
 from .requestlines import RequestLines
 from .tokenlog import hash_jwts
 
@@ -235,7 +236,7 @@ def install_request_log(
         if note is not None and "X-Request-Id" not in response.headers:
             response.headers["X-Request-Id"] = note.request_id
 
-    app.router.add_route("*", "/{tail:.*}", observe)
+    app.router.add_route("*", "/{tail:.*}", observe, expect_handler=expect_continue)
     app.on_response_prepare.append(stamp)
 
 

@@ -4,18 +4,49 @@
 `n` bytes: a body split over several TCP segments (browsers often send a
 POST's headers and body apart, and a large JWKS spans several reads) comes
 back in pieces, so it is read until EOF.
+
+`Expect: 100-continue` is answered when the body is first read
+(`send_continue`), not when the request arrives: an answer that the
+headers already decide (a 413 for a `Content-Length` over the cap, a 429)
+goes out instead of the `100`, and the client is not asked for a body that
+would be thrown away (RFC 9110 10.1.1). Any other expectation is ignored,
+as RFC 9110 allows, rather than answered with aiohttp's plain-text 417.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from aiohttp import StreamReader, web
+from aiohttp import HttpVersion11, StreamReader, web
 
-__all__ = ["BODY_IDLE_S", "BodyStalled", "next_piece", "read_capped_stream"]
+__all__ = [
+    "BODY_IDLE_S",
+    "BodyStalled",
+    "expect_continue",
+    "next_piece",
+    "read_capped_stream",
+    "send_continue",
+]
 
 # `server.body_timeout_s`, on the app: how long a request body may stop arriving.
 BODY_IDLE_S = web.AppKey("body_idle_s", float)
+
+
+_CONTINUE_OWED = web.RequestKey("continue_owed", bool)
+
+
+async def expect_continue(request: web.Request) -> None:
+    """The route's expect handler: note a `100-continue` expectation, send nothing yet."""
+    members = request.headers.get("Expect", "").lower().split(",")
+    if request.version == HttpVersion11 and "100-continue" in (m.strip() for m in members):
+        request[_CONTINUE_OWED] = True
+
+
+async def send_continue(request: web.Request) -> None:
+    """Send the `100 Continue` a request expects, once, before its body is read."""
+    if request.pop(_CONTINUE_OWED, False):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own size is counted from here
 
 
 class BodyStalled(Exception):

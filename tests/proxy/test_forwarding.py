@@ -747,6 +747,53 @@ async def test_token_route_refuses_an_oversize_body_before_reading_it(tmp_path: 
     assert origin.forwarded() == []
 
 
+async def test_an_oversize_body_expecting_100_continue_gets_the_413_not_a_100(
+    tmp_path: Path,
+) -> None:
+    """The 413 is known from the headers alone: the client is not asked for the body."""
+    server = ServerSettings(header_timeout_s=0.3)
+    async with (
+        RawOrigin() as origin,
+        edge_in_front(origin.url, tmp_path, server=server) as (edge, _),
+    ):
+        raw = await one_answer(
+            edge,
+            get(
+                "/v1/client/sessions/sess_1/tokens",
+                "Content-Type: application/x-www-form-urlencoded",
+                "Content-Length: 10000000",
+                "Expect: 100-continue",
+                method="POST",
+            ),
+        )
+    assert_clerk_error(raw, 413, "request_too_large")
+    assert origin.forwarded() == []
+
+
+async def test_an_unknown_expectation_on_the_token_route_is_answered_in_clerk_shape(
+    tmp_path: Path,
+) -> None:
+    """RFC 9110 10.1.1 lets a server ignore an expectation it does not know; the edge
+    does, rather than answer a plain-text 417 outside the Clerk shape."""
+    body = b"organization_id=&force_origin=maybe"
+    async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
+        raw = await exchange(
+            edge,
+            get(
+                "/v1/client/sessions/sess_1/tokens",
+                "Origin: https://app.example.test",
+                "Content-Type: application/x-www-form-urlencoded",
+                f"Content-Length: {len(body)}",
+                "Expect: x-unknown",
+                method="POST",
+                body=body,
+            ),
+        )
+    assert_clerk_error(raw, 400, "form_param_format_invalid")
+    assert parse_answer(raw).all("Access-Control-Allow-Origin") == ["https://app.example.test"]
+    assert origin.forwarded() == []
+
+
 async def test_token_route_refuses_compressed_bodies(tmp_path: Path) -> None:
     body = gzip.compress(b"organization_id=")
     async with RawOrigin() as origin, edge_in_front(origin.url, tmp_path) as (edge, _):
