@@ -236,14 +236,29 @@ class StoreSettings:
         )
 
 
+def _is_utf8(text: str) -> bool:
+    """False for bytes that were not UTF-8, which reach `os.environ` as surrogate escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class PushSettings:
     secret: str = field(default="change-me", repr=False)
+
+    def __post_init__(self) -> None:
+        _require(_is_utf8(self.secret), "push.secret", "must be UTF-8 text")
 
 
 @dataclass(frozen=True, slots=True)
 class AdminSettings:
     secret: str = field(default="", repr=False)  # bearer for /__minter/admin/...; "" = off
+
+    def __post_init__(self) -> None:
+        _require(_is_utf8(self.secret), "admin.secret", "must be UTF-8 text")
 
 
 @dataclass(frozen=True, slots=True)

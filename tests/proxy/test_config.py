@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -297,6 +298,11 @@ def test_file_paths_are_relative_to_the_file_folder(
         ("SESSION_MINTER_SERVERR__PORT", "1", "unknown section 'serverr'"),
         ("SESSION_MINTER_SERVER__PORT", "eighty", "server.port: must be an integer"),
         ("SESSION_MINTER_ORIGIN__PRESERVE_HOST", "maybe", "must be true or false"),
+        # Bytes that are not UTF-8 (random bytes pasted into the environment) reach
+        # Python as surrogate escapes: no client can present them, and comparing
+        # them failed every push or admin call with a 500.
+        ("SESSION_MINTER_PUSH__SECRET", os.fsdecode(b"push-\xff"), "push.secret: must be UTF-8"),
+        ("SESSION_MINTER_ADMIN__SECRET", os.fsdecode(b"\xfe\xff"), "admin.secret: must be UTF-8"),
     ],
 )
 def test_a_bad_environment_override_is_one_line(
