@@ -3,7 +3,7 @@
 `{"errors": [{"code", "message", "long_message", "meta"}]}`, with
 `Retry-After` on 429/503 and the token route's CORS headers. The token
 route never answers 401 or 403 (clients sign the user out on those); only
-the push endpoint answers 401, to a caller without the shared secret.
+the push and admin endpoints answer 401, to a caller without their secret.
 """
 
 from __future__ import annotations
