@@ -14,6 +14,15 @@ is revoked. A sign-out is recorded only after the origin answered it with
 2xx, so nobody can knock someone else's session off the edge with an
 unauthenticated request.
 
+The path is matched as the origin's router reads it, not as written: escapes
+of unreserved characters decoded (`%65nd` is `end`) and dot segments removed
+(`.../tokens/../end` is `.../end`), both equivalences of RFC 3986 (6.2.2.2,
+5.2.4) that servers apply, so a sign-out the origin carried out is not missed
+for its spelling. On an action path (`/end`, `/remove`, `/revoke`) a `POST`
+is a sign-out whatever `_method` says: an origin that answered it 2xx ended
+the session. Reading more requests as sign-outs is the safe direction, since
+the origin has vouched for each with its 2xx.
+
 A `__session` cookie counts only when it holds a token that verifies
 against the edge's key set (signature, issuer, and its `sid`): a forged
 cookie names no session. Its expiry may be long past (the cookie outlives
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -41,6 +51,8 @@ _SESSION_SIGN_OUT = re.compile(
     r"/v1/(?:client|me)/sessions/(?P<sid>[A-Za-z0-9_]{1,128})(?P<action>/end|/remove|/revoke)?"
 )
 _WHOLE_CLIENT = frozenset({"/v1/client", "/v1/client/sessions"})
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _MAX_ANSWER_BYTES = 1024 * 1024
 _SESSION_COOKIE = re.compile(r"__session(?:_[A-Za-z0-9_-]{1,64})?")
 _MAX_SESSION_COOKIES = 8
@@ -60,17 +72,40 @@ def _effective_method(method: str, query: str) -> str:
     return method
 
 
+def _as_routed(path: str) -> str:
+    """`path` with unreserved escapes decoded and dot segments removed."""
+    if "%" in path:
+        path = _ESCAPE.sub(_unreserved_or_kept, path)
+    if "/." not in path:
+        return path
+    kept: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    ends_in_dot = path.endswith(("/.", "/.."))
+    return "/" + "/".join(kept) + ("/" if ends_in_dot and kept else "")
+
+
+def _unreserved_or_kept(escape: re.Match[str]) -> str:
+    character = chr(int(escape[1], 16))
+    return character if character in _UNRESERVED else escape[0]
+
+
 def sign_out_of(method: str, path: str, query: str) -> SignOut | None:
     """Is this request a sign-out, and of which session?"""
-    method = _effective_method(method.upper(), query)
+    path = _as_routed(path)
+    method = method.upper()
     if path in _WHOLE_CLIENT:
-        return SignOut(None) if method == "DELETE" else None
+        return SignOut(None) if _effective_method(method, query) == "DELETE" else None
     match = _SESSION_SIGN_OUT.fullmatch(path)
     if match is None:
         return None
     if match["action"] is not None:
         return SignOut(match["sid"]) if method == "POST" else None
-    return SignOut(match["sid"]) if method == "DELETE" else None
+    return SignOut(match["sid"]) if _effective_method(method, query) == "DELETE" else None
 
 
 def session_ids_in(body: bytes) -> set[str]:

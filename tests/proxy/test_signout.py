@@ -14,6 +14,7 @@ from yarl import URL
 from minter import ClaimsRecord, SigningKey, sign_compact
 from proxy.keygen import write_key
 from proxy.services import SERVICES
+from proxy.signout import sign_out_of
 from proxy.store import SessionStore, Settled
 from tests.proxy.raw_origin import (
     RawOrigin,
@@ -79,6 +80,48 @@ async def test_each_sign_out_shape_stops_edge_mints(stack: Stack, method: str, p
         answer = await browser.request(method, path.format(sid=sid))
         assert 200 <= answer.status < 300, answer.body
         await assert_not_minted_at_edge(stack, browser, sid, token)
+
+
+# Sent as written (no client-side normalising): the origin's router decodes the
+# escapes of unreserved characters, so these end the session there, and the
+# edge must learn them as it learns the plain shapes. `_method` is the client's
+# method override; on an action path the origin ends the session whatever it says.
+UNUSUAL_SHAPES = [
+    ("POST", "/v1/client/sessions/{sid}/%65nd"),
+    ("POST", "/v1/client/sessions/{escaped_sid}/remove"),
+    ("POST", "/v1/client/sessions/{sid}/end?_method=DELETE"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), UNUSUAL_SHAPES)
+async def test_an_unusually_written_sign_out_stops_edge_mints(
+    stack: Stack, method: str, path: str
+) -> None:
+    async with Browser(stack.fapi) as browser:
+        sid, token = await edge_minted(stack, browser)
+        written = path.format(sid=sid, escaped_sid=f"%{ord(sid[0]):02X}{sid[1:]}")
+        target = URL(stack.fapi + written, encoded=True)
+        async with browser.client.request(method, target) as response:
+            assert 200 <= response.status < 300, await response.text()
+        await assert_not_minted_at_edge(stack, browser, sid, token)
+
+
+@pytest.mark.parametrize(
+    ("path", "session_id"),
+    [
+        ("/v1/client/sessions/sess_1/tokens/../end", "sess_1"),  # as nginx would pass it on
+        ("/v1/client/sessions/sess_1/./remove", "sess_1"),
+        ("/v1/client/sessions/sess_2/../sess_1/end", "sess_1"),
+        ("/v1/client/sessions/sess_1/%2e%2e/sess_1/end", "sess_1"),
+        ("/v1/client/sessions/sess_1%2Fx/end", None),  # an escaped slash stays one
+        ("/v1/client/sessions/sess_1/tokens/..", None),
+    ],
+)
+def test_sign_outs_are_matched_on_the_path_as_servers_route_it(
+    path: str, session_id: str | None
+) -> None:
+    found = sign_out_of("POST", path, "")
+    assert (found.session_id if found else None) == session_id
 
 
 @pytest.mark.parametrize(
