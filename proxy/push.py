@@ -4,8 +4,13 @@
 without it) and a JSON body `{"revoked_sessions": [sid...],
 "stale_sessions": [sid...], "stale_users": [user_id...]}`. Revoked sessions
 are never minted at the edge again; stale ones have claims with an `oiat`
-up to now sent to the origin. An empty configured secret turns the
-endpoint off (every call gets 401), so a missing setting never opens it.
+up to now, plus the verifier's clock-skew allowance (`leeway_s`, 5 s), sent
+to the origin: `oiat` is read off the origin's clock, the mark off the
+edge's, and an edge whose clock runs behind would otherwise keep cloning
+claims assembled just before the change. The price is that claims the
+origin assembles within those seconds after the push go to it once more.
+An empty configured secret turns the endpoint off (every call gets 401),
+so a missing setting never opens it.
 """
 
 from __future__ import annotations
@@ -59,7 +64,9 @@ async def handle_push(request: web.Request) -> web.StreamResponse:
     try:
         await services.store.revoke(revoked)
         await services.store.mark_stale(
-            session_ids=stale_sessions, user_ids=stale_users, mark=services.now()
+            session_ids=stale_sessions,
+            user_ids=stale_users,
+            mark=services.now() + services.rules.leeway_s,
         )
     except StoreUnavailable:
         services.metrics.store_errors.inc()

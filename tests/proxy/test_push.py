@@ -78,7 +78,7 @@ async def test_stale_session_goes_to_origin_once_then_mints_again(stack: Stack) 
         sid, token = await edge_minted(stack, browser)
         status, body = await push(stack, {"stale_sessions": [sid]})
         assert (status, body["stale_sessions"]) == (200, 1)
-        stack.clock.advance(1)
+        stack.clock.advance(6)  # past the mark's allowance for clock skew (5 s)
         fresh = (await browser.refresh(sid, token=token)).jwt
         assert stack.decisions()[("origin", "stale")] == 1
         assert decode(fresh)[0]["oiat"] == int(stack.clock.now)
@@ -86,6 +86,22 @@ async def test_stale_session_goes_to_origin_once_then_mints_again(stack: Stack) 
         stack.clock.advance(10)
         await browser.refresh(sid, token=fresh)
     assert minted(stack) == before + 1, "claims newer than the mark are minted again"
+
+
+async def test_a_stale_mark_covers_claims_from_an_origin_clock_ahead_of_the_edges(
+    stack: Stack,
+) -> None:
+    async with Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        first = (await browser.refresh(sid)).jwt  # assembled at the origin's `now`
+        stack.clock.advance(-3)  # the edge's clock runs 3 s behind the origin's
+        status, _ = await push(stack, {"stale_sessions": [sid]})
+        assert status == 200
+        before = minted(stack)
+        answer = await browser.refresh(sid, token=first)
+    assert answer.status == 200
+    assert minted(stack) == before, "claims assembled before the change were cloned"
+    assert stack.decisions()[("origin", "stale")] == 1
 
 
 async def test_membership_change_pushes_stale_user_and_new_role_arrives(stack: Stack) -> None:
