@@ -9,7 +9,7 @@ transfer coding other than `chunked` (`Transfer-Encoding: gzip, chunked`)
 is refused with a 501: the parser only undoes the chunking, so the body
 would otherwise go on still gzip-coded, with nothing saying so.
 The edge's routes live under `{prefix}`; `/healthz`, `/readyz` and
-`/metrics` are answered at the root (`/metrics` only when no
+`/metrics` are answered at the root, to `GET` and `HEAD` (`/metrics` only when no
 `server.metrics_port` is set; with one, it is served there alone). Each
 branch names its route for the request log and the request metrics. A
 request body that stops arriving for `server.body_timeout_s` ends the
@@ -70,7 +70,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     prefix = server.prefix
     if (
         raw_path in _OPERATIONS
-        and request.method == "GET"
+        and request.method in ("GET", "HEAD")
         and (raw_path != "/metrics" or not server.metrics_port)
     ):
         note_route(request, raw_path[1:])

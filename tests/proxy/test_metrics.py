@@ -269,6 +269,13 @@ async def test_healthz_answers_with_the_pid(stack: Stack) -> None:
     assert (status, body) == (200, {"status": "ok", "pid": os.getpid()})
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_health_checks_answer_head_at_the_edge(stack: Stack, path: str) -> None:
+    """Some balancers check with HEAD: the edge answers it (the origin has no such path)."""
+    async with aiohttp.ClientSession() as client, client.head(stack.edge_url + path) as response:
+        assert (response.status, response.content_type) == (200, "application/json")
+
+
 async def wait_for_status(base: str, path: str, status: int) -> dict[str, object]:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
