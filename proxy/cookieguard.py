@@ -6,7 +6,9 @@ line is the failure talking, not a decision about the session, so it is
 dropped; every other header, and every other cookie, passes unchanged.
 Cookie names match exactly and case-sensitively, as browsers match them;
 `__session_<suffix>` / `__client_<suffix>` (the SDK's per-instance names)
-are covered too.
+are covered too. `__client_uat` (and its suffixed names) set to `0` is a
+sign-out as well: server-side verifiers read a zero "client updated at" as
+"signed out" and drop the session.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ def _guarded(name: str) -> bool:
     return any(name == base or name.startswith(base + "_") for base in _GUARDED)
 
 
+def _is_client_uat(name: str) -> bool:
+    return name == "__client_uat" or name.startswith("__client_uat_")
+
+
 def _expired(date: str, now: float) -> bool:
     try:
         return parsedate_to_datetime(date.strip()).timestamp() <= now
@@ -37,7 +43,8 @@ def clears_session_cookie(set_cookie: str, *, now: float) -> bool:
     name, _, value = pair.partition("=")
     if not _guarded(name.strip()):
         return False
-    if value.strip().strip('"') == "":
+    value = value.strip().strip('"')
+    if value == "" or (value == "0" and _is_client_uat(name.strip())):
         return True
     for attribute in attributes:
         key, _, setting = attribute.partition("=")

@@ -591,6 +591,8 @@ async def test_a_failing_origin_never_passes_on_a_cookie_that_signs_out() -> Non
             ("Set-Cookie", "__session=; Path=/; Max-Age=0"),
             ("Set-Cookie", "__client=abc; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
             ("Set-Cookie", "__client_uat=0; Path=/"),
+            ("Set-Cookie", "__client_uat_Xy12=0; Path=/"),
+            ("Set-Cookie", "__client_uat=1700000000; Path=/"),
             ("Set-Cookie", "__session_Xy12=; Path=/"),
             ("Set-Cookie", "__client=kept; Max-Age=31536000"),
             ("Set-Cookie", "theme=; Max-Age=0"),
@@ -599,7 +601,7 @@ async def test_a_failing_origin_never_passes_on_a_cookie_that_signs_out() -> Non
     )
     kept = without_sign_out_cookies(headers, now=1_700_000_000)
     assert kept.getall("Set-Cookie") == [
-        "__client_uat=0; Path=/",
+        "__client_uat=1700000000; Path=/",
         "__client=kept; Max-Age=31536000",
         "theme=; Max-Age=0",
     ]
