@@ -220,8 +220,12 @@ def _plan_mint(
         return _route(Reason.TOO_OLD, available, "claims are older than the outage bound")
     if not_after - now < bounds.min_remaining_s:
         return _route(Reason.NEAR_BOUND, available, "claims are about to reach the bound")
+    # The store's lifetime for these claims came from the origin's own answer; a
+    # posted token passes for the origin's by `iat == oiat` alone, as does an
+    # edge clone made in the second its claims were assembled (perhaps cut
+    # short by `not_after`), so the store's is preferred when it has one.
     origin_lifetime = record.origin_lifetime_s
-    if origin_lifetime is None and stored is not None and stored.oiat == record.oiat:
+    if stored is not None and stored.oiat == record.oiat and stored.origin_lifetime_s is not None:
         origin_lifetime = stored.origin_lifetime_s
     lifetime = bounds.lifetime_s
     if origin_lifetime is not None:

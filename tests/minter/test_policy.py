@@ -342,6 +342,9 @@ def test_a_token_expired_past_max_expired_goes_to_the_origin_unless_it_is_down()
     assert isinstance(
         run(request(), just, SessionState(client_key=CLIENT, freshest=record(oiat=NOW - 100))), Mint
     )
+    past = verified(oiat=NOW - 361, lifetime=60)  # expired 301 s ago: past it
+    state = SessionState(client_key=CLIENT, freshest=record(oiat=NOW - 100))
+    assert run(request(), past, state) == ToOrigin(Reason.INVALID, "expired")
 
 
 # 7. monotonic freshness --------------------------------------------------------------------
@@ -457,6 +460,18 @@ def test_an_edge_minted_token_borrows_the_stored_origin_lifetime() -> None:
     assert isinstance(decision, Mint)
     assert decision.lifetime_s == 40
     assert decision.remember is None
+
+
+def test_an_edge_clone_from_the_second_of_its_claims_does_not_set_the_lifetime() -> None:
+    """A clone made in the second its claims were assembled has `iat == oiat`, as
+    an origin token has; cut short by `not_after` (a bound below the lifetime),
+    it must not pass for the origin's lifetime while the store knows that one."""
+    same_second = verified(oiat=FRESH, lifetime=30)
+    assert same_second.from_origin  # it looks like the origin's own token
+    stored = record(oiat=FRESH, origin_lifetime_s=60)
+    decision = run(request(), same_second, SessionState(client_key=CLIENT, freshest=stored))
+    assert isinstance(decision, Mint)
+    assert decision.lifetime_s == 60
 
 
 def test_the_lifetime_cap_is_configurable() -> None:
