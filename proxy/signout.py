@@ -18,10 +18,11 @@ The path is matched as servers route it, not as written: escapes of
 unreserved characters decoded (`%65nd` is `end`; the reference origin's
 router decodes them) and dot segments removed (`.../tokens/../end` is
 `.../end`, as nginx passes it on), both equivalences of RFC 3986 (6.2.2.2,
-5.2.4), so a sign-out the origin carried out is not missed for its spelling. On an action path (`/end`, `/remove`, `/revoke`) a `POST`
-is a sign-out whatever `_method` says: an origin that answered it 2xx ended
-the session. Reading more requests as sign-outs is the safe direction, since
-the origin has vouched for each with its 2xx.
+5.2.4), so a sign-out the origin carried out is not missed for its spelling.
+On an action path (`/end`, `/remove`, `/revoke`) a `POST` is a sign-out
+whatever `_method` says: an origin that answered it 2xx ended the session.
+Reading more requests as sign-outs is the safe direction, since the origin
+has vouched for each with its 2xx.
 
 A `__session` cookie counts only when it holds a token that verifies
 against the edge's key set (signature, issuer, and its `sid`): a forged
