@@ -34,7 +34,10 @@ Failure: connect and command timeouts are explicit (`connect_timeout_s`,
 `socket_timeout_s`); a broken connection is retried once at once on a
 fresh one (that is how the edge reconnects after Redis restarts), a
 timeout is not retried. Every Redis or socket error becomes
-`StoreUnavailable`. Sign-outs that could not be written wait in
+`StoreUnavailable`. A Redis that answers reads but refuses writes (out of
+memory, a read-only replica) refuses `settle` too (its script declares that
+it may write; Redis 7 or later), so no edge mints past a sign-out another
+edge could not write. Sign-outs that could not be written wait in
 `PendingRevocations` and are answered as revoked by this edge meanwhile;
 `ping` is False while any wait (`/readyz` says "degraded"). Once some were
 dropped from the full queue, the store answers `StoreUnavailable` until the
@@ -78,7 +81,10 @@ return 1
 
 # KEYS: record, revoked, session stale mark. ARGV: the minted oiat, the posted record
 # to keep ("" for none) and its TTL. 0 kept, 1 revoked, 2 superseded.
-_SETTLE = """
+# The shebang (no flags: may write) makes Redis refuse the script whenever it refuses
+# writes (out of memory, a read-only replica), even when it would write nothing: a
+# sign-out another edge could not write then stops this edge's mints too.
+_SETTLE = """#!lua
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 1
 end

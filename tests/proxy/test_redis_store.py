@@ -282,3 +282,32 @@ async def test_when_unavailable_origin_answers_503_in_a_double_outage(
         await stack.origin_faults("ok")
     assert (answer.status, answer.error_code) == (503, "origin_unavailable")
     assert not any(outcome == "minted" for outcome, _ in stack.decisions())
+
+
+@pytest.mark.parametrize("refusal", ["out_of_memory", "read_only_replica"])
+async def test_no_edge_mints_while_redis_refuses_writes(
+    own_redis: RedisServer, refusal: str
+) -> None:
+    """Reads still answer, but a sign-out at one edge cannot reach the others: their
+    settle must not let a token leave."""
+    edge, other_edge = redis_store(own_redis.url), redis_store(own_redis.url)
+    try:
+        await other_edge.start()
+        await other_edge.remember("sess_1", "", record(100))
+        with contextlib.closing(own_redis.client()) as admin:
+            if refusal == "out_of_memory":
+                admin.config_set("maxmemory", 1)
+            else:
+                admin.replicaof("127.0.0.1", free_port())  # a primary that never answers
+        with pytest.raises(StoreUnavailable):
+            await edge.revoke(["sess_1"])
+        state = await other_edge.state("sess_1", "", "user_1")
+        assert not state.revoked, "the sign-out never reached Redis"
+        with pytest.raises(StoreUnavailable):
+            await other_edge.settle("sess_1", "", oiat=100, record=None)
+    finally:
+        with contextlib.closing(own_redis.client()) as admin:
+            admin.config_set("maxmemory", 0)
+            admin.replicaof("NO", "ONE")
+        await edge.close()
+        await other_edge.close()
