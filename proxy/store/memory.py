@@ -282,10 +282,12 @@ class MemoryStore:
         session = self._sessions.get(session_id) or _NO_SESSION
         expires = self._timer() + self._revocation_ttl_s
         self._sessions.set(session_id, _with_client(session, client_key, expires))
-        # Written on every note, as Redis does, so the list lives on while in use.
+        # Written on every note, as Redis does, so the list lives on while in use; a
+        # session noted again moves to the end, so the latest noted are the ones kept.
         known = self._client_sessions.get(client_key) or ()
-        if session_id not in known:
-            known = (*known, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
+        if not known or known[-1] != session_id:
+            others = (noted for noted in known if noted != session_id)
+            known = (*others, session_id)[-_MAX_SESSIONS_PER_CLIENT:]
         self._client_sessions.set(client_key, known)
 
     async def client_sessions(self, client_key: str) -> set[str]:

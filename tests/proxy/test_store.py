@@ -225,6 +225,17 @@ async def test_client_sessions_keep_the_latest_64(store: SessionStore) -> None:
     assert await store.client_sessions("client_a") == {f"sess_{i}" for i in range(6, 70)}
 
 
+async def test_client_sessions_keep_the_latest_noted_not_the_first(store: SessionStore) -> None:
+    """A session noted again (it is still being refreshed) is one of the latest."""
+    for index in range(64):
+        await store.note_client_session("client_a", f"sess_{index}")
+    await store.note_client_session("client_a", "sess_0")
+    await store.note_client_session("client_a", "sess_64")
+    listed = await store.client_sessions("client_a")
+    assert "sess_0" in listed
+    assert listed == {f"sess_{i}" for i in (0, *range(2, 65))}
+
+
 # -- the memory store: lifetimes per fact, and its bound ------------------------------------
 
 
