@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
     "ENV_PREFIX",
@@ -184,6 +184,33 @@ class KeysSettings:
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _REDIS_DATABASE_PATH = re.compile(r"/?|/[0-9]+")
+# What redis-py may take from the query: not the timeouts, retries or decoding, which
+# the store sets itself (redis-py lets the URL override them), and nothing it does not
+# know (it would pass it on, and every Redis call would fail with a TypeError).
+_REDIS_QUERY_OPTIONS = frozenset(
+    {
+        "db",
+        "client_name",
+        "username",
+        "password",
+        "health_check_interval",
+        "max_connections",
+        "socket_keepalive",
+        "socket_read_size",
+        "ssl_ca_certs",
+        "ssl_ca_data",
+        "ssl_ca_path",
+        "ssl_cert_reqs",
+        "ssl_certfile",
+        "ssl_check_hostname",
+        "ssl_ciphers",
+        "ssl_exclude_verify_flags",
+        "ssl_include_verify_flags",
+        "ssl_keyfile",
+        "ssl_min_version",
+        "ssl_password",
+    }
+)
 
 
 def _redis_url_problem(url: str) -> str | None:
@@ -192,11 +219,16 @@ def _redis_url_problem(url: str) -> str | None:
     redis-py reads the database from the path by deleting its slashes and
     silently falls back to database 0 when the rest is not a number, so
     `/prod` would share database 0 with another deployment and `/1/2` would
-    be database 12. Only an empty path or `/<number>` is accepted.
+    be database 12. Only an empty path or `/<number>` is accepted, and only the
+    query options in `_REDIS_QUERY_OPTIONS`.
     """
     parts = urlsplit(url)
     if parts.scheme not in _REDIS_SCHEMES:
         return "is a redis://, rediss:// or unix:// URL"
+    options = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    refused = sorted(options - _REDIS_QUERY_OPTIONS)
+    if refused:
+        return f"has a query option the edge does not take: {', '.join(refused)}"
     if parts.scheme == "unix":
         return None if parts.path else "needs the socket's path (unix:///path/to.sock)"
     try:

@@ -100,6 +100,18 @@ MISTAKES = [
         '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/1/2"\n',
         "store.redis_url: names its database as /<number>",
     ),
+    (  # a typo: redis-py passes it on, and every Redis call fails with a TypeError
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/0?socket_timout=2"\n',
+        "store.redis_url: has a query option the edge does not take: socket_timout",
+    ),
+    (  # would silently override store.socket_timeout_s
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/0?socket_timeout=30"\n',
+        "store.redis_url: has a query option the edge does not take: socket_timeout",
+    ),
+    (  # the store reads bytes
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache/0?decode_responses=true"\n',
+        "store.redis_url: has a query option the edge does not take: decode_responses",
+    ),
 ]
 
 
@@ -171,6 +183,7 @@ def test_zero_workers_on_the_command_line_is_one_line(
         "rediss://edge:p%40ss@cache.internal:6380/1",
         "redis://:secret@cache/0?socket_keepalive=true",
         "unix:///run/redis/redis.sock?db=2",
+        "rediss://cache:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem",
     ],
 )
 def test_redis_urls_that_name_a_server_and_database_are_accepted(url: str) -> None:
