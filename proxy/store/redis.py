@@ -62,7 +62,7 @@ from minter import ClaimsRecord, SessionState
 from .base import Settled, StoreUnavailable
 from .pending import PendingRevocations
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "too_old_for_script_flags"]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,16 @@ class RedisStore:
             await self._mark_birth()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
+        try:
+            version = str((await self._redis.info("server")).get("redis_version", ""))
+        except (RedisError, OSError):  # INFO may be renamed or refused: not ours to judge
+            return
+        if too_old_for_script_flags(version):
+            log.error(
+                "Redis %s cannot run settle's script (it needs Redis 7 or later, or Valkey):"
+                " every refresh will go to the origin",
+                version,
+            )
 
     async def _mark_birth(self) -> bytes:
         """Start a data set: the first edge to find none sets its mark, all read it."""
@@ -357,3 +367,9 @@ class RedisStore:
             return await command
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def too_old_for_script_flags(version: str) -> bool:
+    """Is this `redis_version` before 7, which refuses a script with a `#!lua` line?"""
+    major = version.split(".", 1)[0]
+    return major.isdigit() and int(major) < 7

@@ -15,6 +15,7 @@ from redis.crc import key_slot
 from minter import ClaimsRecord
 from proxy.config import Settings, StoreSettings
 from proxy.store import RedisStore, StoreUnavailable, open_store
+from proxy.store.redis import too_old_for_script_flags
 from tests.redis_server import RedisServer, free_port
 from tests.stack import Browser, FakeClock, decode, running_stack
 
@@ -311,3 +312,11 @@ async def test_no_edge_mints_while_redis_refuses_writes(
             admin.replicaof("NO", "ONE")
         await edge.close()
         await other_edge.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "too_old"),
+    [("6.2.14", True), ("5.0.7", True), ("7.0.15", False), ("7.2.4", False), ("8.0.0", False)],
+)
+def test_a_redis_before_7_is_named_too_old_for_settles_script(version: str, too_old: bool) -> None:
+    assert too_old_for_script_flags(version) is too_old
