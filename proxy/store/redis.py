@@ -153,14 +153,20 @@ def _pack(record: ClaimsRecord) -> bytes:
 
 
 def _unpack(oiat: bytes | None, data: bytes | None) -> ClaimsRecord | None:
+    """The record as `_pack` wrote it; ValueError for anything else."""
     if oiat is None or data is None:
         return None
-    cat, origin_lifetime_s, claims = orjson.loads(data)
+    packed = orjson.loads(data)
+    if not isinstance(packed, list) or len(packed) != 3:
+        raise ValueError("a claims record that is not [cat, lifetime, claims]")
+    cat, origin_lifetime_s, claims = packed
+    if (
+        not isinstance(claims, dict)
+        or not isinstance(cat, str | None)
+        or not isinstance(origin_lifetime_s, int | None)
+    ):
+        raise ValueError("a claims record with members of the wrong type")
     return ClaimsRecord(oiat=int(oiat), cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
-
-
-def _mark(value: bytes | None) -> int | None:
-    return None if value is None else int(value)
 
 
 class RedisStore:
@@ -233,13 +239,19 @@ class RedisStore:
                 born = await self._mark_birth()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        marks = [mark for mark in (_mark(session_mark), _mark(user_mark)) if mark is not None]
-        return SessionState(
-            revoked=revoked is not None or session_id in self.pending,
-            stale_mark=max([int(born), *marks]),
-            freshest=_unpack(oiat, data),
-            client_key=None if bound is None else bound.decode("utf-8"),
-        )
+        try:
+            marks = [
+                int(born),
+                *(int(mark) for mark in (session_mark, user_mark) if mark is not None),
+            ]
+            return SessionState(
+                revoked=revoked is not None or session_id in self.pending,
+                stale_mark=max(marks),
+                freshest=_unpack(oiat, data),
+                client_key=None if bound is None else bound.decode("utf-8"),
+            )
+        except ValueError as exc:  # JSON and UTF-8 errors too: not what this store wrote
+            raise StoreUnavailable(f"unreadable data for {session_id}: {exc}") from exc
 
     async def start(self) -> None:
         try:

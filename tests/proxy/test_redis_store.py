@@ -320,3 +320,32 @@ async def test_no_edge_mints_while_redis_refuses_writes(
 )
 def test_a_redis_before_7_is_named_too_old_for_settles_script(version: str, too_old: bool) -> None:
     assert too_old_for_script_flags(version) is too_old
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("sm:{sess_1}:stale", "soon"),  # a mark that is not a number
+        ("sm:born", "1e3"),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": "not json"}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '["cat", 60, ["not", "claims"]]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '{"a": 1}'}),
+        ("sm:{sess_1}:rec:", {"o": "x", "d": '["cl_B7d4PD111AAA", 60, {}]'}),
+    ],
+)
+async def test_unreadable_data_in_redis_is_the_store_unavailable_not_a_crash(
+    own_redis: RedisServer, key: str, value: str | dict[str, str]
+) -> None:
+    """Written by hand or by another program: the edge mints nothing from it."""
+    store = redis_store(own_redis.url)
+    try:
+        await store.start()
+        with contextlib.closing(own_redis.client()) as admin:
+            if isinstance(value, dict):
+                admin.hset(key, mapping=value)
+            else:
+                admin.set(key, value)
+        with pytest.raises(StoreUnavailable):
+            await store.state("sess_1", "", "user_1")
+    finally:
+        await store.close()
