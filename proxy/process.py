@@ -8,6 +8,9 @@
   others and exits 1: restarting is left to the supervisor (Docker's
   `restart:`, systemd, Kubernetes), which sees the failure and has a
   back-off policy, instead of a crash loop hidden inside one container.
+  A parent that dies without relaying (SIGKILL, the OOM killer) leaves no
+  worker serving behind it: on Linux each worker asks the kernel for a
+  SIGTERM when its parent dies, and stops as on any SIGTERM.
 - With `server.metrics_port`, worker i serves `/metrics` alone on
   `metrics_port + i`: each worker's counters are its own, so each is a
   scrape target of its own (one shared port would answer from a random
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import logging
 import os
@@ -172,15 +176,31 @@ def serve(settings: Settings, path: Path | None) -> int:
     return _supervise(settings, path)
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its parent dies (Linux only)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("workers will outlive a killed parent: prctl failed (%d)", ctypes.get_errno())
+    elif os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _supervise(settings: Settings, path: Path | None) -> int:
     children: dict[int, int] = {}  # pid -> worker index
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     for index in range(settings.server.workers):
         pid = os.fork()
         if pid == 0:  # the worker
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
+            _stop_with_parent(parent)
             code = 1
             try:
                 code = _run_worker(settings, path, index)

@@ -222,6 +222,33 @@ async def test_two_workers_both_answer_on_one_port(tmp_path: Path) -> None:
             assert {_state(pid) for pid in pids} <= {"gone", "Z"}, "the workers exited too"
 
 
+async def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_process(config, port, "--workers", "2") as edge:
+            await wait_ready(edge)
+            pids: set[int] = set()
+
+            async def both_seen() -> bool:
+                async with (
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as c,
+                    c.get(edge.url + "/healthz") as response,
+                ):
+                    pids.add(int((await response.json())["pid"]))
+                return len(pids) == 2
+
+            await until(both_seen, "both workers answering")
+            edge.process.kill()  # SIGKILL: the parent relays nothing
+            assert await exit_code(edge.process) == -signal.SIGKILL
+
+            async def workers_gone() -> bool:
+                return {_state(pid) for pid in pids} <= {"gone", "Z"}
+
+            await until(workers_gone, "the workers of a killed parent exiting")
+            assert await connection_refused(edge.url + "/healthz")
+
+
 def _state(pid: int) -> str:
     with contextlib.suppress(FileNotFoundError):
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
