@@ -81,6 +81,17 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts)
 
 
+def _shown(value: Any) -> Any:
+    """A value as check-config prints it: URL passwords masked, paths as text."""
+    if isinstance(value, str) and "://" in value:
+        return _without_password(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_shown(str(item)) for item in value]  # lists of URLs too (`edges`)
+    return value
+
+
 def _masked(settings: Settings) -> dict[str, Any]:
     shown: dict[str, Any] = {}
     for section in dataclasses.fields(settings):
@@ -88,12 +99,8 @@ def _masked(settings: Settings) -> dict[str, Any]:
         for key, value in values.items():
             if (section.name, key) in SECRET_KEYS:
                 values[key] = _MASK if value else ""  # empty: that endpoint is off
-            elif isinstance(value, str) and "://" in value:
-                values[key] = _without_password(value)
-            elif isinstance(value, Path):
-                values[key] = str(value)
-            elif isinstance(value, tuple):
-                values[key] = [str(item) for item in value]
+            else:
+                values[key] = _shown(value)
         shown[section.name] = values
     return shown
 

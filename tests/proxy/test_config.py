@@ -373,6 +373,22 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(
     assert f"kid={key.kid} alg=RS256; 1 key(s) published" in out
 
 
+def test_check_config_masks_url_passwords_in_lists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        tmp_path,
+        '[keys]\nsigning = ["keys/instance.pem"]\n'
+        '[reference_origin]\nedges = ["https://push:edge-s3cret@edge.internal:8080"]\n',
+    )
+    code, out, err = run_cli(capsys, "check-config", "--config", str(path))
+    assert (code, err) == (0, ""), err
+    assert "edge-s3cret" not in out
+    document, _, _summary = out.rpartition("}\n")
+    shown = json.loads(document + "}")
+    assert shown["reference_origin"]["edges"] == ["https://push:********@edge.internal:8080"]
+
+
 def test_check_config_refuses_the_uvloop_that_serve_would_refuse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
