@@ -97,6 +97,19 @@ class ServerSettings:
         )
 
 
+def _origin_url_problem(url: str) -> str | None:
+    """What would make every request to the origin fail, found at start instead."""
+    if not url.startswith(("http://", "https://")):
+        return "must be an http(s) URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+        url.encode("utf-8")  # not UTF-8: bytes pasted into the environment
+    except (ValueError, UnicodeEncodeError):
+        return "is not a valid URL"
+    return None if parts.hostname else "names no host"
+
+
 @dataclass(frozen=True, slots=True)
 class OriginSettings:
     url: str = "http://127.0.0.1:8081"
@@ -114,9 +127,8 @@ class OriginSettings:
     outage: str = "auto"  # "auto" (breaker decides), "on" (forced outage), "off"
 
     def __post_init__(self) -> None:
-        _require(
-            self.url.startswith(("http://", "https://")), "origin.url", "must be an http(s) URL"
-        )
+        problem = _origin_url_problem(self.url)
+        _require(problem is None, "origin.url", problem or "")
         _require(self.jwks_path.startswith("/"), "origin.jwks_path", 'must start with "/"')
         _require(self.connect_timeout_s > 0, "origin.connect_timeout_s", "must be > 0")
         _require(self.timeout_s > 0, "origin.timeout_s", "must be > 0")
