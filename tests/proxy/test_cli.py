@@ -282,7 +282,7 @@ def demo_once(**environment: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_once_walks_through_an_edge_mint_and_exits_0() -> None:
-    """The README's first command, as a user runs it (with --once, on free ports)."""
+    """The demo the README's first command (`bash scripts/demo`) runs, with --once on free ports."""
     done = demo_once()
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
