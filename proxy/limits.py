@@ -9,10 +9,13 @@ Three limits, each applied where it cannot be turned against someone else:
   trusted proxy (behind a CDN and a balancer, both listed) names the client.
   IPv6 clients are keyed by their /64, the smallest block a single host is
   usually given.
-- **Per verified session, after verification**: `per_session_per_s` with
-  bursts of `per_session_burst`, keyed only on the `sid` of a token whose
-  signature and claims passed. Garbage posted to a victim's path never
-  reaches this bucket, so it cannot drain the victim's budget.
+- **Per verified session and client, after verification**:
+  `per_session_per_s` with bursts of `per_session_burst`, keyed on the `sid`
+  of a token whose signature and claims passed and on the client credential
+  that posted it (the hash of `__client` or `authorization`; none is a key
+  of its own). Garbage posted to a victim's path never reaches this bucket,
+  and a copy of the victim's token posted from another client spends that
+  client's budget, so neither can drain the victim's.
 - **Concurrent signatures**: at most `max_concurrent_signs` edge signatures
   run at once; at most `QUEUE_FACTOR` times that many refreshes wait for a
   slot, and the ones past that get 503 `edge_busy` with `Retry-After` instead
@@ -293,9 +296,12 @@ class Limits:
             retry_after_s=_retry_after(wait),
         )
 
-    def check_session(self, request: web.Request, verified_session_id: str) -> web.Response | None:
-        """Only for a verified token's `sid`: None when allowed, else the 429 to send."""
-        wait = self.per_session.take(verified_session_id)
+    def check_session(
+        self, request: web.Request, verified_session_id: str, client_key: str | None
+    ) -> web.Response | None:
+        """Only for a verified token's `sid`, from the client `client_key` names:
+        None when allowed, else the 429 to send."""
+        wait = self.per_session.take(f"{verified_session_id} {client_key or ''}")
         if not wait:
             return None
         self.limited.labels("session").inc()

@@ -115,7 +115,7 @@ async def handle_refresh(
     if posted is not None and template is None and not form.force_origin:
         verified = await _verify(services, posted, session_id, now, posted_by_client=True)
     if isinstance(verified, VerifiedToken):  # keyed only on a verified sid
-        limited = limits.check_session(request, session_id)
+        limited = limits.check_session(request, session_id, refresh_request.client_key)
         if limited is not None:
             return limited
     refresh = _Refresh(refresh_request, form, verified)

@@ -172,6 +172,30 @@ async def test_garbage_on_a_victims_path_does_not_drain_the_victims_session_budg
         assert limited(stack) == {"session": 1}
 
 
+async def test_a_stolen_token_does_not_drain_its_owners_session_budget(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Whoever holds a copy of a valid token (not its owner's `__client` cookie)
+    spends a budget of its own, not the owner's: else it could keep the owner's
+    refreshes at 429 until the token expires."""
+    limits = LimitSettings(
+        per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.01, per_session_burst=2
+    )
+    async with (
+        running_stack(tmp_path, clock, limits=limits) as stack,
+        Browser(stack.fapi) as owner,
+        Browser(stack.fapi) as thief,
+    ):
+        sid = await owner.sign_in()
+        token = (await owner.refresh(sid)).jwt
+        statuses = [(await thief.refresh(sid, token=token)).status for _ in range(3)]
+        assert statuses[-1] == 429, "the thief's own budget runs out"
+        for _ in range(2):
+            answer = await owner.refresh(sid, token=token)
+            assert answer.status == 200
+            assert decode(answer.jwt)[1]["sid"] == sid
+
+
 async def test_session_limit_answers_429_in_clerk_shape_with_retry_after(
     tmp_path: Path, clock: FakeClock
 ) -> None:
