@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import tomllib
@@ -376,6 +377,8 @@ def _convert(value: Any, hint: Any, key: str, base: Path | None) -> Any:
         return value
     if hint is float:
         _require(type(value) in (int, float), key, "must be a number")
+        # inf would read as "no bound" (a wait with no end), nan compares false to all.
+        _require(math.isfinite(value), key, "must be finite")
         return float(value)
     if hint is str:
         _require(isinstance(value, str), key, "must be a string")

@@ -84,6 +84,10 @@ MISTAKES = [
         "server.metrics_port: worker 1 of 2 would serve /metrics on 65536, past 65535",
     ),
     ("[store]\nsocket_timeout_s = 0\n", "store.socket_timeout_s: must be > 0"),
+    # inf read as "no bound": a shutdown or a Redis call that could wait forever.
+    ("[server]\nshutdown_timeout_s = inf\n", "server.shutdown_timeout_s: must be finite"),
+    ("[store]\nsocket_timeout_s = inf\n", "store.socket_timeout_s: must be finite"),
+    ("[limits]\nper_ip_per_s = nan\n", "limits.per_ip_per_s: must be finite"),
     # Each of these was accepted, and then every forwarded request failed with a 500.
     ('[origin]\nurl = "http://[::1"\n', "origin.url: is not a valid URL"),
     ('[origin]\nurl = "http://origin:99999"\n', "origin.url: is not a valid URL"),
@@ -321,6 +325,7 @@ def test_file_paths_are_relative_to_the_file_folder(
         ("SESSION_MINTER_PUSH__SECRET", os.fsdecode(b"push-\xff"), "push.secret: must be UTF-8"),
         ("SESSION_MINTER_ADMIN__SECRET", os.fsdecode(b"\xfe\xff"), "admin.secret: must be UTF-8"),
         ("SESSION_MINTER_ORIGIN__URL", os.fsdecode(b"http://\xff"), "origin.url: is not a valid"),
+        ("SESSION_MINTER_ORIGIN__TIMEOUT_S", "Infinity", "origin.timeout_s: must be finite"),
     ],
 )
 def test_a_bad_environment_override_is_one_line(
