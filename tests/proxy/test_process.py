@@ -197,24 +197,30 @@ def parent_of(pid: int) -> int:
     return int(stat.rpartition(")")[2].split()[1])
 
 
+async def worker_pids(edge: Edge, workers: int) -> set[int]:
+    """The pids of the workers answering `/healthz`, once all `workers` have answered."""
+    pids: set[int] = set()
+
+    async def all_seen() -> bool:
+        # A new connection each time: the kernel spreads connections, not requests.
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as client,
+            client.get(edge.url + "/healthz") as response,
+        ):
+            pids.add(int((await response.json())["pid"]))
+        return len(pids) == workers
+
+    await until(all_seen, "every worker answering")
+    return pids
+
+
 async def test_two_workers_both_answer_on_one_port(tmp_path: Path) -> None:
     port = free_port()
     async with reference_origin(tmp_path, port) as origin:
         config = edge_config(tmp_path, port, origin, [origin.key_path])
         with edge_process(config, port, "--workers", "2") as edge:
             await wait_ready(edge)
-            pids: set[int] = set()
-
-            async def both_seen() -> bool:
-                # A new connection each time: the kernel spreads connections, not requests.
-                async with (
-                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as c,
-                    c.get(edge.url + "/healthz") as response,
-                ):
-                    pids.add(int((await response.json())["pid"]))
-                return len(pids) == 2
-
-            await until(both_seen, "both workers answering")
+            pids = await worker_pids(edge, 2)
             assert edge.process.pid not in pids, "the parent only supervises"
             assert {parent_of(pid) for pid in pids} == {edge.process.pid}
             edge.process.send_signal(signal.SIGTERM)
@@ -228,17 +234,7 @@ async def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
         config = edge_config(tmp_path, port, origin, [origin.key_path])
         with edge_process(config, port, "--workers", "2") as edge:
             await wait_ready(edge)
-            pids: set[int] = set()
-
-            async def both_seen() -> bool:
-                async with (
-                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as c,
-                    c.get(edge.url + "/healthz") as response,
-                ):
-                    pids.add(int((await response.json())["pid"]))
-                return len(pids) == 2
-
-            await until(both_seen, "both workers answering")
+            pids = await worker_pids(edge, 2)
             edge.process.kill()  # SIGKILL: the parent relays nothing
             assert await exit_code(edge.process) == -signal.SIGKILL
 
