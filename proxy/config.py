@@ -199,7 +199,9 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _REDIS_DATABASE_PATH = re.compile(r"/?|/[0-9]+")
 # What redis-py may take from the query: not the timeouts, retries or decoding, which
 # the store sets itself (redis-py lets the URL override them), and nothing it does not
-# know (it would pass it on, and every Redis call would fail with a TypeError).
+# know (it would pass it on, and every Redis call would fail with a TypeError). The
+# same TypeError follows an option the scheme's connection does not take: the `ssl_*`
+# ones are for rediss:// alone, `socket_keepalive` is not for unix://.
 _REDIS_QUERY_OPTIONS = frozenset(
     {
         "db",
@@ -208,8 +210,12 @@ _REDIS_QUERY_OPTIONS = frozenset(
         "password",
         "health_check_interval",
         "max_connections",
-        "socket_keepalive",
         "socket_read_size",
+    }
+)
+_REDIS_TCP_OPTIONS = frozenset({"socket_keepalive"})
+_REDIS_TLS_OPTIONS = frozenset(
+    {
         "ssl_ca_certs",
         "ssl_ca_data",
         "ssl_ca_path",
@@ -233,15 +239,22 @@ def _redis_url_problem(url: str) -> str | None:
     silently falls back to database 0 when the rest is not a number, so
     `/prod` would share database 0 with another deployment and `/1/2` would
     be database 12. Only an empty path or `/<number>` is accepted, and only the
-    query options in `_REDIS_QUERY_OPTIONS`.
+    query options the scheme's connection takes.
     """
     parts = urlsplit(url)
     if parts.scheme not in _REDIS_SCHEMES:
         return "is a redis://, rediss:// or unix:// URL"
     options = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    refused = sorted(options - _REDIS_QUERY_OPTIONS)
+    known = _REDIS_QUERY_OPTIONS | _REDIS_TCP_OPTIONS | _REDIS_TLS_OPTIONS
+    refused = sorted(options - known)
     if refused:
         return f"has a query option the edge does not take: {', '.join(refused)}"
+    taken = _REDIS_QUERY_OPTIONS
+    taken |= _REDIS_TLS_OPTIONS if parts.scheme == "rediss" else frozenset()
+    taken |= _REDIS_TCP_OPTIONS if parts.scheme != "unix" else frozenset()
+    refused = sorted(options - taken)
+    if refused:
+        return f"has a query option {parts.scheme}:// does not take: {', '.join(refused)}"
     if parts.scheme == "unix":
         return None if parts.path else "needs the socket's path (unix:///path/to.sock)"
     try:

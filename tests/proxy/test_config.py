@@ -120,6 +120,14 @@ MISTAKES = [
         '[store]\nbackend = "redis"\nredis_url = "redis://cache/0?decode_responses=true"\n',
         "store.redis_url: has a query option the edge does not take: decode_responses",
     ),
+    (  # only a TLS connection takes these: on redis:// every Redis call failed with a TypeError
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/0?ssl_cert_reqs=none"\n',
+        "store.redis_url: has a query option redis:// does not take: ssl_cert_reqs",
+    ),
+    (  # nor does a Unix socket connection take TCP keepalive
+        '[store]\nbackend = "redis"\nredis_url = "unix:///run/redis.sock?socket_keepalive=true"\n',
+        "store.redis_url: has a query option unix:// does not take: socket_keepalive",
+    ),
 ]
 
 
