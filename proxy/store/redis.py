@@ -358,7 +358,10 @@ class RedisStore:
 
     async def client_sessions(self, client_key: str) -> set[str]:
         ids = await self._run(self._redis.lrange(_client_key(client_key), 0, -1))
-        return {item.decode("utf-8") for item in ids}
+        try:
+            return {item.decode("utf-8") for item in ids}
+        except UnicodeDecodeError as exc:  # not what this store wrote
+            raise StoreUnavailable(f"unreadable session list for a client: {exc}") from exc
 
     async def ping(self) -> bool:
         """Reachable, no sign-out waiting to be written, and none dropped uncovered."""

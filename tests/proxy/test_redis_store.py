@@ -349,3 +349,20 @@ async def test_unreadable_data_in_redis_is_the_store_unavailable_not_a_crash(
             await store.state("sess_1", "", "user_1")
     finally:
         await store.close()
+
+
+async def test_a_client_list_that_is_not_text_is_the_store_unavailable_not_a_crash(
+    own_redis: RedisServer,
+) -> None:
+    """A whole-client sign-out reads this list after the origin's 2xx: a 500 would lose it."""
+    store = redis_store(own_redis.url)
+    try:
+        await store.start()
+        await store.note_client_session("client_1", "sess_1")
+        with contextlib.closing(own_redis.client()) as admin:
+            (key,) = admin.keys("sm:{c:*}:sids")
+            admin.rpush(key, b"\xff\xfe")
+        with pytest.raises(StoreUnavailable):
+            await store.client_sessions("client_1")
+    finally:
+        await store.close()
