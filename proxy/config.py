@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from redis.connection import parse_url as parse_redis_url
+
 __all__ = [
     "ENV_PREFIX",
     "AdminSettings",
@@ -256,13 +258,25 @@ def _redis_url_problem(url: str) -> str | None:
     if refused:
         return f"has a query option {parts.scheme}:// does not take: {', '.join(refused)}"
     if parts.scheme == "unix":
-        return None if parts.path else "needs the socket's path (unix:///path/to.sock)"
+        if not parts.path:
+            return "needs the socket's path (unix:///path/to.sock)"
+        return _redis_option_problem(url)
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
         return "has a port that is not a number"
     if not _REDIS_DATABASE_PATH.fullmatch(parts.path):
         return "names its database as /<number>"
+    return _redis_option_problem(url)
+
+
+def _redis_option_problem(url: str) -> str | None:
+    """A query option value redis-py cannot read (`max_connections=abc`): it would
+    raise as the store is built, after the configuration was accepted."""
+    try:
+        parse_redis_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    except ValueError as exc:
+        return f"has a query option value redis-py cannot read ({exc})"
     return None
 
 

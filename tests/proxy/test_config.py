@@ -116,6 +116,14 @@ MISTAKES = [
         '[store]\nbackend = "redis"\nredis_url = "redis://cache:6379/0?socket_timeout=30"\n',
         "store.redis_url: has a query option the edge does not take: socket_timeout",
     ),
+    (  # redis-py raised ValueError as the store was built
+        '[store]\nbackend = "redis"\nredis_url = "redis://cache/0?max_connections=abc"\n',
+        "store.redis_url: has a query option value redis-py cannot read",
+    ),
+    (
+        '[store]\nbackend = "redis"\nredis_url = "unix:///run/redis.sock?db=two"\n',
+        "store.redis_url: has a query option value redis-py cannot read",
+    ),
     (  # the store reads bytes
         '[store]\nbackend = "redis"\nredis_url = "redis://cache/0?decode_responses=true"\n',
         "store.redis_url: has a query option the edge does not take: decode_responses",
