@@ -18,7 +18,8 @@ The path is matched as servers route it, not as written: escapes of
 unreserved characters decoded (`%65nd` is `end`; the reference origin's
 router decodes them) and dot segments removed (`.../tokens/../end` is
 `.../end`, as nginx passes it on), both equivalences of RFC 3986 (6.2.2.2,
-5.2.4), so a sign-out the origin carried out is not missed for its spelling.
+5.2.4), and runs of slashes merged (nginx's `merge_slashes`), so a sign-out
+the origin carried out is not missed for its spelling.
 On an action path (`/end`, `/remove`, `/revoke`) a `POST` is a sign-out
 whatever `_method` says: an origin that answered it 2xx ended the session.
 Reading more requests as sign-outs is the safe direction, since the origin
@@ -53,6 +54,7 @@ _SESSION_SIGN_OUT = re.compile(
 )
 _WHOLE_CLIENT = frozenset({"/v1/client", "/v1/client/sessions"})
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_SLASHES = re.compile(r"/{2,}")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _MAX_ANSWER_BYTES = 1024 * 1024
 _SESSION_COOKIE = re.compile(r"__session(?:_[A-Za-z0-9_-]{1,64})?")
@@ -74,9 +76,12 @@ def _effective_method(method: str, query: str) -> str:
 
 
 def _as_routed(path: str) -> str:
-    """`path` with unreserved escapes decoded and dot segments removed."""
+    """`path` with unreserved escapes decoded, runs of slashes merged and dot
+    segments removed."""
     if "%" in path:
         path = _ESCAPE.sub(_unreserved_or_kept, path)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
     if "/." not in path:
         return path
     kept: list[str] = []
