@@ -1,7 +1,8 @@
 """Clerk-shaped error answers: the one place where failures become HTTP.
 
 `{"errors": [{"code", "message", "long_message", "meta"}]}`, with
-`Retry-After` on 429/503 and the token route's CORS headers. The token
+`Retry-After` on 429/503 (exposed to a browser's script, so that clerk-js
+can wait as long as asked) and the token route's CORS headers. The token
 route never answers 401 or 403 (clients sign the user out on those); only
 the push and admin endpoints answer 401, to a caller without their secret.
 """
@@ -70,5 +71,9 @@ def clerk_error(
             ]
         }
     )
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    headers: dict[str, str] | None = None
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(retry_after_s)}
+        if "Origin" in request.headers:  # else a browser's script cannot read it
+            headers["Access-Control-Expose-Headers"] = "Authorization, Retry-After"
     return json_response(request, status, body, headers=headers)

@@ -52,6 +52,8 @@ def assert_clerk_429(answer: Answer, retry_after: int) -> None:
     assert answer.headers["Cache-Control"] == "no-store"
     assert answer.headers["Access-Control-Allow-Origin"] == BROWSER_ORIGIN
     assert answer.headers["Access-Control-Allow-Credentials"] == "true"
+    # Else a browser's script cannot read how long to wait.
+    assert answer.headers["Access-Control-Expose-Headers"] == "Authorization, Retry-After"
     [error] = answer.body["errors"]
     assert set(error) == {"code", "message", "long_message", "meta"}
     assert error["code"] == "too_many_requests"
