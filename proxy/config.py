@@ -100,15 +100,25 @@ class ServerSettings:
         )
 
 
+def _is_utf8(text: str) -> bool:
+    """False for bytes that were not UTF-8, which reach `os.environ` as surrogate escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _origin_url_problem(url: str) -> str | None:
     """What would make every request to the origin fail, found at start instead."""
     if not url.startswith(("http://", "https://")):
         return "must be an http(s) URL"
+    if not _is_utf8(url):  # bytes pasted into the environment
+        return "is not a valid URL"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check
-        url.encode("utf-8")  # not UTF-8: bytes pasted into the environment
-    except (ValueError, UnicodeEncodeError):
+    except ValueError:
         return "is not a valid URL"
     return None if parts.hostname else "names no host"
 
@@ -260,20 +270,14 @@ def _redis_url_problem(url: str) -> str | None:
     if parts.scheme == "unix":
         if not parts.path:
             return "needs the socket's path (unix:///path/to.sock)"
-        return _redis_option_problem(url)
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError:
-        return "has a port that is not a number"
-    if not _REDIS_DATABASE_PATH.fullmatch(parts.path):
-        return "names its database as /<number>"
-    return _redis_option_problem(url)
-
-
-def _redis_option_problem(url: str) -> str | None:
-    """A query option value redis-py cannot read (`max_connections=abc`): it would
-    raise as the store is built, after the configuration was accepted."""
-    try:
+    else:
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            return "has a port that is not a number"
+        if not _REDIS_DATABASE_PATH.fullmatch(parts.path):
+            return "names its database as /<number>"
+    try:  # a value redis-py cannot read (`max_connections=abc`) fails as the store is built
         parse_redis_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
     except ValueError as exc:
         return f"has a query option value redis-py cannot read ({exc})"
@@ -306,15 +310,6 @@ class StoreSettings:
             "store.when_unavailable",
             'is "origin" or "mint"',
         )
-
-
-def _is_utf8(text: str) -> bool:
-    """False for bytes that were not UTF-8, which reach `os.environ` as surrogate escapes."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ async def handle_refresh(
     verified: VerifiedToken | TokenRejected | None = None
     if posted is not None and template is None and not form.force_origin:
         verified = await _verify(services, posted, session_id, now, posted_by_client=True)
-    if isinstance(verified, VerifiedToken):  # keyed only on a verified sid
+    if isinstance(verified, VerifiedToken):  # only a verified sid has a session budget
         limited = limits.check_session(request, session_id, refresh_request.client_key)
         if limited is not None:
             return limited
