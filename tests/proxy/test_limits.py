@@ -28,6 +28,10 @@ from tests.stack import (
 )
 
 GENEROUS = LimitSettings(per_ip_per_s=1000.0, per_ip_burst=1000)
+# Two refreshes per session (and client), then none for 100 s.
+TWO_PER_SESSION = LimitSettings(
+    per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.01, per_session_burst=2
+)
 
 
 def limited(stack: Stack) -> dict[str, float]:
@@ -143,11 +147,8 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
 async def test_garbage_on_a_victims_path_does_not_drain_the_victims_session_budget(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    limits = LimitSettings(
-        per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.01, per_session_burst=2
-    )
     async with (
-        running_stack(tmp_path, clock, limits=limits) as stack,
+        running_stack(tmp_path, clock, limits=TWO_PER_SESSION) as stack,
         Browser(stack.fapi) as victim,
         Browser(stack.fapi) as attacker,
     ):
@@ -180,11 +181,8 @@ async def test_a_stolen_token_does_not_drain_its_owners_session_budget(
     """Whoever holds a copy of a valid token (not its owner's `__client` cookie)
     spends a budget of its own, not the owner's: else it could keep the owner's
     refreshes at 429 until the token expires."""
-    limits = LimitSettings(
-        per_ip_per_s=1000.0, per_ip_burst=1000, per_session_per_s=0.01, per_session_burst=2
-    )
     async with (
-        running_stack(tmp_path, clock, limits=limits) as stack,
+        running_stack(tmp_path, clock, limits=TWO_PER_SESSION) as stack,
         Browser(stack.fapi) as owner,
         Browser(stack.fapi) as thief,
     ):
