@@ -11,8 +11,13 @@
 # -- build: a wheel of the project, installed with its dependencies into a venv --
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# A C compiler: the wheel's request path is compiled by mypyc (setup.py).
+# Only this stage has it; the runtime stage takes the built venv alone.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY minter ./minter
 COPY proxy ./proxy
 COPY origin ./origin

@@ -20,8 +20,8 @@ from aiohttp import web
 
 from .bearer import bearer_matches
 from .errors import clerk_error, json_response
-from .forward import read_capped
 from .health import FORCED_MODES
+from .reading import read_capped
 from .services import SERVICES
 
 __all__ = ["ADMIN_OUTAGE_PATH", "handle_admin_outage"]

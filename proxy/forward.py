@@ -30,7 +30,7 @@ from yarl import URL
 
 from .errors import clerk_error
 from .headers import forwarded_request_headers, forwarded_response_headers
-from .reading import BODY_IDLE_S, BodyStalled, next_piece, read_capped_stream, send_continue
+from .reading import BODY_IDLE_S, BodyStalled, next_piece, send_continue
 
 __all__ = [
     "SKIP_AUTO_HEADERS",
@@ -39,7 +39,6 @@ __all__ = [
     "Upstream",
     "fetch_buffered",
     "forward_streaming",
-    "read_capped",
 ]
 
 _CHUNK = 64 * 1024
@@ -105,15 +104,6 @@ class OriginAnswer:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
-
-
-async def read_capped(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or None when it is longer than `limit` bytes;
-    BodyStalled when it stops arriving for `server.body_timeout_s`."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    await send_continue(request)
-    return await read_capped_stream(request.content, limit, idle_s=request.app.get(BODY_IDLE_S))
 
 
 _BODY_STALLED = web.RequestKey("body_stalled", bool)

@@ -52,7 +52,7 @@ import contextlib
 import functools
 import ipaddress
 import math
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -147,9 +147,11 @@ class SignGate:
         self._slots = asyncio.Semaphore(limit)
         self.batch = LoopBatch()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one signing slot; raises SignBusy when the line is full."""
+    def slot(self) -> _Slot:
+        """Hold one signing slot (`async with`); raises SignBusy when the line is full."""
+        return _Slot(self)
+
+    async def _acquire(self) -> None:
         if self._slots.locked() and self.waiting >= self.max_waiting:
             raise SignBusy
         self.waiting += 1
@@ -157,10 +159,9 @@ class SignGate:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()
+
+    def _release(self) -> None:
+        self._slots.release()
 
     async def run(self, sign: Callable[[], T], *, share: Hashable | None = None) -> T:
         """Run `sign` once a slot is free: on the loop, or in a worker thread.
@@ -176,6 +177,19 @@ class SignGate:
             if self.in_threads:
                 return await asyncio.to_thread(sign)
             return sign()
+
+
+class _Slot:
+    """`SignGate.slot`: a class, not an async generator, so that mypyc compiles it."""
+
+    def __init__(self, gate: SignGate) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        await self._gate._acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._gate._release()
 
 
 @functools.lru_cache(maxsize=65536)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .bearer import bearer_matches
 from .errors import clerk_error, json_response
-from .forward import read_capped
+from .reading import read_capped
 from .services import SERVICES
 from .store import StoreUnavailable
 

@@ -24,6 +24,7 @@ __all__ = [
     "BodyStalled",
     "expect_continue",
     "next_piece",
+    "read_capped",
     "read_capped_stream",
     "send_continue",
 ]
@@ -81,3 +82,12 @@ async def read_capped_stream(
         if size > limit:
             return None
     return b"".join(chunks)
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None when it is longer than `limit` bytes;
+    BodyStalled when it stops arriving for `server.body_timeout_s`."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    await send_continue(request)
+    return await read_capped_stream(request.content, limit, idle_s=request.app.get(BODY_IDLE_S))

@@ -26,13 +26,13 @@ from aiohttp import web
 from .admin import ADMIN_OUTAGE_PATH, handle_admin_outage
 from .clients import client_key
 from .errors import clerk_error
-from .forward import OriginFailure, fetch_buffered, forward_streaming, read_capped
+from .forward import OriginFailure, fetch_buffered, forward_streaming
 from .headers import forwarded_response_headers, has_unsupported_transfer_coding
 from .limits import LIMITS
 from .logs import note_route
 from .metrics import metrics_response
 from .push import handle_push
-from .reading import BodyStalled
+from .reading import BodyStalled, read_capped
 from .services import SERVICES, Services
 from .signout import SignOut, session_ids_in, session_ids_in_cookies, sign_out_of
 from .store import StoreUnavailable

@@ -46,11 +46,12 @@ from .clients import client_key
 from .cookieguard import without_sign_out_cookies
 from .errors import clerk_error, json_response
 from .form import BadRefresh, RefreshForm, parse_refresh
-from .forward import OriginAnswer, OriginFailure, fetch_buffered, read_capped
+from .forward import OriginAnswer, OriginFailure, fetch_buffered
 from .headers import forwarded_response_headers
 from .health import UNAVAILABLE_STATUSES
 from .limits import LIMITS, SignBusy
 from .logs import note_decision
+from .reading import read_capped
 from .services import SERVICES, Services
 from .store import Settled, StoreUnavailable
 from .tokenlog import token_hint
