@@ -22,7 +22,7 @@ __all__ = ["NBF_SKEW_S", "ClaimsRecord", "age_fva", "clone_claims", "record_of"]
 NBF_SKEW_S = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ClaimsRecord:
     """Claims as last assembled by the origin (or the freshest seen), per session and org.
 
@@ -34,6 +34,15 @@ class ClaimsRecord:
     cat: str | None
     claims: Mapping[str, Any] = field(repr=False)
     origin_lifetime_s: int | None
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self, oiat: int, cat: str | None, claims: Mapping[str, Any], origin_lifetime_s: int | None
+    ) -> None:
+        object.__setattr__(self, "oiat", oiat)
+        object.__setattr__(self, "cat", cat)
+        object.__setattr__(self, "claims", claims)
+        object.__setattr__(self, "origin_lifetime_s", origin_lifetime_s)
 
 
 def record_of(token: VerifiedToken) -> ClaimsRecord:

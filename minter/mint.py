@@ -29,13 +29,19 @@ def sign_encoded(header_json: bytes, claims_json: bytes, key: SigningKey) -> str
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Clone:
     """A clone's header and claims, all but the `jti` (filled in when signing)."""
 
     header: dict[str, Any]
     claims: dict[str, Any]
     needs_jti: bool
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(self, header: dict[str, Any], claims: dict[str, Any], needs_jti: bool) -> None:
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "claims", claims)
+        object.__setattr__(self, "needs_jti", needs_jti)
 
     def claims_with(self, *, jti: str) -> dict[str, Any]:
         """The claims to sign, with the fresh `jti` when the source had one."""

@@ -77,7 +77,7 @@ class Reason(StrEnum):
     NEAR_BOUND = "near_bound"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RefreshRequest:
     session_id: str
     template: str | None
@@ -85,6 +85,23 @@ class RefreshRequest:
     organization_id: str | None  # None: not sent (keep the token's organization)
     token: str | None  # `token`, else `expired_token`
     client_key: str | None = None  # hash of the client credential (cookie or native header)
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        session_id: str,
+        template: str | None,
+        force_origin: bool,
+        organization_id: str | None,
+        token: str | None,
+        client_key: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "template", template)
+        object.__setattr__(self, "force_origin", force_origin)
+        object.__setattr__(self, "organization_id", organization_id)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "client_key", client_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +113,7 @@ class Bounds:
     max_expired_s: int = 300  # outside an outage; verification admits the outage window
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SessionState:
     """What the store knows of a session and organization."""
 
@@ -105,14 +122,42 @@ class SessionState:
     freshest: ClaimsRecord | None = None
     client_key: str | None = None  # the client credential the origin last served it to
 
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        revoked: bool = False,
+        stale_mark: int | None = None,
+        freshest: ClaimsRecord | None = None,
+        client_key: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "revoked", revoked)
+        object.__setattr__(self, "stale_mark", stale_mark)
+        object.__setattr__(self, "freshest", freshest)
+        object.__setattr__(self, "client_key", client_key)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Mint:
     record: ClaimsRecord  # the claims to clone
     lifetime_s: int
     not_after: int  # oiat + bound: no exp past it
     outage: bool
     remember: ClaimsRecord | None  # the posted claims, when fresher than the stored ones
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        record: ClaimsRecord,
+        lifetime_s: int,
+        not_after: int,
+        outage: bool,
+        remember: ClaimsRecord | None,
+    ) -> None:
+        object.__setattr__(self, "record", record)
+        object.__setattr__(self, "lifetime_s", lifetime_s)
+        object.__setattr__(self, "not_after", not_after)
+        object.__setattr__(self, "outage", outage)
+        object.__setattr__(self, "remember", remember)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ class VerifyRules:
     max_token_bytes: int = MAX_TOKEN_BYTES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedToken:
     """A token that passed every check: its header, claims and derived facts."""
 
@@ -88,6 +88,27 @@ class VerifiedToken:
     exp: int
     organization_id: str  # "" when no organization is active
     cat: str | None
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        header: Mapping[str, Any],
+        claims: Mapping[str, Any],
+        kid: str,
+        oiat: int,
+        iat: int,
+        exp: int,
+        organization_id: str,
+        cat: str | None,
+    ) -> None:
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "claims", claims)
+        object.__setattr__(self, "kid", kid)
+        object.__setattr__(self, "oiat", oiat)
+        object.__setattr__(self, "iat", iat)
+        object.__setattr__(self, "exp", exp)
+        object.__setattr__(self, "organization_id", organization_id)
+        object.__setattr__(self, "cat", cat)
 
     @property
     def from_origin(self) -> bool:

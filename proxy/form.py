@@ -21,7 +21,7 @@ class BadRefresh(ValueError):
     """A refresh body or query the edge cannot read unambiguously (answered 400)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RefreshForm:
     organization_id: str | None
     token: str | None
@@ -29,6 +29,23 @@ class RefreshForm:
     force_origin: bool
     body: str  # as received (UTF-8)
     query: str  # raw, as received
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        organization_id: str | None,
+        token: str | None,
+        expired_token: str | None,
+        force_origin: bool,
+        body: str,
+        query: str,
+    ) -> None:
+        object.__setattr__(self, "organization_id", organization_id)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "expired_token", expired_token)
+        object.__setattr__(self, "force_origin", force_origin)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "query", query)
 
     @property
     def origin_body(self) -> bytes:

@@ -75,14 +75,27 @@ _MAX_PATH = 256
 _CLIENT_GONE = 499
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestNote:
     """What the handlers tell the request log about one request."""
 
     request_id: str
-    route: str = "forward"
-    decision: str | None = None
-    reason: str | None = None
+    route: str
+    decision: str | None
+    reason: str | None
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        request_id: str,
+        route: str = "forward",
+        decision: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.route = route
+        self.decision = decision
+        self.reason = reason
 
 
 REQUEST_NOTE = web.RequestKey("session_minter_note", RequestNote)

@@ -66,11 +66,22 @@ TOKEN_PATH = re.compile(
 _FORM = "application/x-www-form-urlencoded"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class _Refresh:
     request: RefreshRequest
     form: RefreshForm
     verified: VerifiedToken | TokenRejected | None
+
+    # Written out (`init=False`): mypyc compiles it, a generated one stays interpreted.
+    def __init__(
+        self,
+        request: RefreshRequest,
+        form: RefreshForm,
+        verified: VerifiedToken | TokenRejected | None,
+    ) -> None:
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "form", form)
+        object.__setattr__(self, "verified", verified)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
