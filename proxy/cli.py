@@ -139,7 +139,7 @@ def _serve(path: Path | None, workers: int | None) -> int:
             settings, server=dataclasses.replace(settings.server, workers=workers)
         )
     load_signing_keys(settings.keys)  # unreadable keys: one line and exit 2, before any fork
-    configure_logging(settings.server.log_format)
+    configure_logging(settings.server.log_format, buffer_bytes=settings.server.log_buffer_bytes)
     return serve(settings, path)
 
 
@@ -149,7 +149,7 @@ def _origin(path: Path | None) -> int:
 
     loaded = load_settings(path)
     settings, push_secret = loaded.reference_origin, loaded.push.secret
-    configure_logging(loaded.server.log_format)
+    configure_logging(loaded.server.log_format, buffer_bytes=loaded.server.log_buffer_bytes)
     # aiohttp's access line holds the query, where clients put tokens (`expired_token`,
     # `__clerk_db_jwt`): redacted as the edge's own would be.
     install_access_log_redaction()

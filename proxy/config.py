@@ -68,6 +68,7 @@ class ServerSettings:
     max_header_bytes: int = 16 * 1024  # cap on one request header line / field
     max_headers: int = 100  # cap on the number of request headers
     log_format: str = "json"  # "json" (one object per line) or "text"
+    log_buffer_bytes: int = 1024 * 1024  # log lines queued for stderr; beyond, dropped
     metrics_port: int = 0  # 0: /metrics on the main port; else its own port
     shutdown_timeout_s: float = 30.0  # on SIGTERM: how long in-flight requests may finish
     loop: str = "asyncio"  # event loop: "asyncio", "uvloop" (must be installed) or "auto"
@@ -77,6 +78,7 @@ class ServerSettings:
         _require(self.workers >= 1, "server.workers", "must be at least 1")
         _require(self.max_body_bytes >= 1024, "server.max_body_bytes", "must be >= 1024")
         _require(self.log_format in ("json", "text"), "server.log_format", 'is "json" or "text"')
+        _require(self.log_buffer_bytes >= 4096, "server.log_buffer_bytes", "must be >= 4096")
         _require(0 <= self.metrics_port <= 65535, "server.metrics_port", "must be 0..65535")
         last_metrics_port = self.metrics_port + self.workers - 1  # worker i: metrics_port + i
         _require(

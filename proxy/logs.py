@@ -1,7 +1,9 @@
 """Logging: one JSON object per line (or plain text), and one line per request.
 
 `configure_logging` sets the process's root handler on stderr, in the
-`server.log_format` shape. In JSON every record is one object with `time`
+`server.log_format` shape. Lines go through a bounded queue to a writer
+thread (`logwriter`): a stalled stderr never blocks the event loop; lines
+that do not fit are dropped and counted. In JSON every record is one object with `time`
 (UTC, ISO 8601), `level`, `logger`, `message`, the request fields below when
 the record has them, and `exc` (the traceback as one string) for exceptions.
 
@@ -43,11 +45,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .logwriter import DEFAULT_BUFFER_BYTES, WriterHandler, install
 from .metrics import Metrics
 from .reading import expect_continue
 from .requestlines import RequestLines
@@ -177,18 +180,63 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
-def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    """Replace the root handlers with one on stderr in `log_format` ("json" or "text")."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+def configure_logging(
+    log_format: str, level: int = logging.INFO, buffer_bytes: int = DEFAULT_BUFFER_BYTES
+) -> None:
+    """Replace the root handlers with one on stderr in `log_format` ("json" or "text").
+
+    Records and request lines are queued (at most `buffer_bytes`) for a writer
+    thread that writes them to stderr's file descriptor. A stderr without one
+    (a test's capture) keeps a plain stream handler.
+    """
+    formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    global _fast_lines
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is both
+        fd = -1
+    handler: logging.Handler
+    if fd >= 0:
+        sys.stderr.flush()  # what was written before goes out first
+        writer = install(fd, buffer_bytes, _dropped_notice(formatter))
+        handler = WriterHandler(writer)
+        _fast_lines = RequestLines(log_format, writer.put)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        _fast_lines = RequestLines(log_format, _stream_sink(sys.stderr))
+    handler.setFormatter(formatter)
     handler.addFilter(MalformedRequestFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    global _fast_lines
-    _fast_lines = RequestLines(log_format, sys.stderr)
+
+
+def _dropped_notice(formatter: logging.Formatter) -> Callable[[int], str]:
+    """The line the writer writes after a gap, in the log's format."""
+
+    def notice(dropped: int) -> str:
+        record = logging.LogRecord(
+            "session_minter.logs",
+            logging.WARNING,
+            __file__,
+            0,
+            "%d log lines dropped: stderr was not read fast enough",
+            (dropped,),
+            None,
+        )
+        return formatter.format(record) + "\n"
+
+    return notice
+
+
+def _stream_sink(stream: TextIO) -> Callable[[str], None]:
+    def sink(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return sink
 
 
 _fast_lines: RequestLines | None = None  # set by configure_logging

@@ -15,6 +15,7 @@
 | `session_minter_key_reloads_total` | `result` | SIGHUP reloads of the signing keys |
 | `session_minter_signing_keys` | `state` | active / published / retiring keys |
 | `session_minter_revocations_total` | `source` | sessions revoked (sign_out, push) |
+| `session_minter_log_lines_dropped_total` | | log lines dropped while stderr was stalled |
 
 Gauges that describe state owned elsewhere (the breaker, the key ring) are
 refreshed by the `before_render` hooks, run on each scrape, so a scrape never
@@ -27,6 +28,10 @@ own process), turned into Prometheus families when scraped. A
 `prometheus_client` child takes a lock and walks its buckets in Python on
 each call, which on a token refresh cost about 15 µs of CPU. They export no
 `_created` samples.
+
+`session_minter_log_lines_dropped_total` is the process's log writer's own
+count (`logwriter.dropped_lines`), read on each scrape: the writer belongs
+to the process, not to one app.
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .logwriter import dropped_lines
+
 __all__ = [
     "METRICS_CONTENT_TYPE",
     "LoopCounter",
     "LoopHistogram",
     "Metrics",
+    "ReadCounter",
     "metrics_app",
     "metrics_response",
 ]
@@ -126,6 +134,19 @@ class LoopHistogram(_LoopMetric):
         yield family
 
 
+class ReadCounter(Collector):
+    """A counter without labels whose value is read from elsewhere on each scrape."""
+
+    def __init__(
+        self, name: str, documentation: str, read: Callable[[], float], registry: CollectorRegistry
+    ) -> None:
+        self._name, self._documentation, self._read = name, documentation, read
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
+
+
 def _bound_text(bound: float) -> str:
     """A bucket's `le` as Prometheus writes it: `+Inf`, else the float's repr."""
     return "+Inf" if bound == float("inf") else repr(float(bound))
@@ -192,6 +213,12 @@ class Metrics:
         )
         self.revocations = Counter(
             "session_minter_revocations", "Sessions revoked", ["source"], registry=r
+        )
+        self.log_lines_dropped = ReadCounter(
+            "session_minter_log_lines_dropped",
+            "Log lines dropped because stderr was not read fast enough",
+            dropped_lines,
+            r,
         )
         for result in ("ok", "failed"):  # present from the first scrape, at 0
             self.jwks_refreshes.labels(result)

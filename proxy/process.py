@@ -21,7 +21,9 @@ Signals, in each worker:
 - SIGTERM / SIGINT: graceful stop. The listening sockets close at once (new
   connections are refused), idle keep-alive connections close, requests in
   flight get up to `server.shutdown_timeout_s` to finish, then the origin
-  client and the store close and the process exits 0.
+  client and the store close, the log lines still queued are written (for
+  at most `logwriter.FLUSH_TIMEOUT_S`, so an unread stderr cannot hold the
+  exit), and the process exits 0.
 - SIGHUP: the config file (and environment) is read again and the signing
   keys reloaded (`KeyRing.rotate`): the first signs from now on, and keys no
   longer configured stay published and trusted for `lifetime_s +
@@ -55,6 +57,7 @@ from .app import create_app
 from .config import ConfigError, Settings, load_settings
 from .heap import freeze_startup_heap
 from .keys import load_signing_keys
+from .logwriter import flush_logs
 from .metrics import metrics_app
 from .services import SERVICES, Services
 
@@ -207,7 +210,8 @@ def _supervise(settings: Settings, path: Path | None) -> int:
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
-                logging.shutdown()
+                logging.shutdown()  # flushes the log writer (bounded: FLUSH_TIMEOUT_S)
+                flush_logs()  # request lines too; at once when nothing is left
                 os._exit(code)
         children[pid] = index
     stopping = False

@@ -5,9 +5,11 @@ A request line is the hottest log there is (one per token refresh), and the
 Python: a record object, locks, a formatter, a write and a flush per line.
 Once `configure_logging` has set up the process's stderr, request lines are
 formatted here in the same shapes as `JsonFormatter` / `TextFormatter`
-produce (same keys, same order) and written in batches: the lines of one
-event-loop turn go out in one write, right after that turn, so nothing lags.
-Without that setup (tests, embedding) request lines go through `logging`.
+produce (same keys, same order) and handed on in batches: the lines of one
+event-loop turn go to the sink (the process's `LogWriter.put`, which queues
+them for its writer thread and never blocks) as one string, right after
+that turn, so nothing lags. Without that setup (tests, embedding) request
+lines go through `logging`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -25,9 +28,9 @@ _LOGGER = "session_minter.request"
 
 
 class RequestLines:
-    def __init__(self, log_format: str, stream: TextIO) -> None:
+    def __init__(self, log_format: str, sink: Callable[[str], None]) -> None:
         self._json = log_format == "json"
-        self._stream = stream
+        self._sink = sink
         self._pending: list[str] = []
         self._formatted_second = -1
         self._second_text = ""
@@ -48,8 +51,7 @@ class RequestLines:
     def flush(self) -> None:
         if self._pending:
             lines, self._pending = self._pending, []
-            self._stream.write("".join(lines))
-            self._stream.flush()
+            self._sink("".join(lines))
 
     def _second(self, now: float) -> str:
         """The line's time to the second, formatted once per second."""

@@ -307,7 +307,7 @@ def test_fast_request_lines_have_the_formatters_shapes() -> None:
     }
     for log_format, formatter in (("json", JsonFormatter()), ("text", TextFormatter())):
         stream = io.StringIO()
-        lines = RequestLines(log_format, stream)
+        lines = RequestLines(log_format, stream.write)
         lines.write("POST /x 200", fields)  # no running loop: written at once
         written = stream.getvalue()
         assert written.count("\n") == 1
@@ -329,7 +329,7 @@ async def test_fast_request_lines_are_batched_per_loop_turn() -> None:
     from proxy.requestlines import RequestLines
 
     stream = io.StringIO()
-    lines = RequestLines("json", stream)
+    lines = RequestLines("json", stream.write)
     for n in range(3):
         lines.write(f"GET /{n} 200", {"status": 200})
     assert stream.getvalue() == "", "held until the end of this loop turn"
@@ -351,8 +351,8 @@ def test_fast_request_lines_time_each_line_to_the_millisecond() -> None:
     from proxy.requestlines import RequestLines
 
     json_lines, text_lines = (
-        RequestLines("json", io.StringIO()),
-        RequestLines("text", io.StringIO()),
+        RequestLines("json", io.StringIO().write),
+        RequestLines("text", io.StringIO().write),
     )
     # Two lines in one second (the second's text is reused), then the next second.
     for now in (1_795_540_637.25, 1_795_540_637.5, 1_795_540_638.125):

@@ -1,0 +1,109 @@
+"""`session-minter serve` with its stderr on a pipe that nobody reads.
+
+A log shipper that hangs, or a full pipe, must not stop the edge: the edge's
+stderr is a real pipe here, made small (`F_SETPIPE_SZ`) so that a few dozen
+request lines fill it, and left unread while the test talks to the edge.
+Every request carries a client timeout: an edge blocked on its stderr fails
+the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import fcntl
+import os
+import subprocess
+import termios
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.proxy.served import SERVE, TIMEOUT_S, status_of, until
+from tests.proxy.test_process import edge_config, reference_origin
+from tests.redis_server import free_port
+
+ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=5)  # an edge that does not answer in 5 s is stuck
+
+
+@dataclass
+class PipedEdge:
+    url: str
+    process: subprocess.Popen[bytes]
+    stderr: int  # the read end of the edge's stderr: unread until the test reads it
+    capacity: int  # bytes the pipe holds
+
+    def unread(self) -> int:
+        """Bytes the edge has written to stderr that nobody has read yet."""
+        count = array.array("i", [0])
+        fcntl.ioctl(self.stderr, termios.FIONREAD, count)
+        return count[0]
+
+
+@contextlib.contextmanager
+def edge_on_a_pipe(config: Path, port: int, *extra: str) -> Iterator[PipedEdge]:
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # the smallest pipe: a page
+    capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    try:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [str(SERVE), "serve", "--config", str(config), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+        )
+    finally:
+        os.close(write_end)
+    try:
+        yield PipedEdge(f"http://127.0.0.1:{port}", process, read_end, capacity)
+    finally:
+        os.close(read_end)  # a writer blocked on the pipe gets EPIPE: nothing hangs here
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+                process.kill()
+                process.wait()
+
+
+async def ready(edge: PipedEdge) -> None:
+    async def answers() -> bool:
+        assert edge.process.poll() is None, "the edge exited"
+        return await status_of(edge.url + "/readyz") == 200
+
+    await until(answers, f"{edge.url} ready")
+
+
+async def answered(client: aiohttp.ClientSession, url: str, what: str) -> int:
+    """The status of GET `url`; fails the test when the edge does not answer in time."""
+    try:
+        async with client.get(url) as response:
+            await response.read()
+            return response.status
+    except TimeoutError:
+        pytest.fail(f"{what}: no answer while stderr was not read (the edge is blocked)")
+
+
+def logged(edge: PipedEdge, name: str) -> str:
+    """A path the edge forwards to the origin and logs one request line for."""
+    return f"{edge.url}/logged/{name}"
+
+
+async def test_the_edge_answers_while_its_stderr_is_not_read(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_on_a_pipe(config, port) as edge:
+            await ready(edge)
+            async with aiohttp.ClientSession(timeout=ANSWER_TIMEOUT) as client:
+                # About 300 bytes of log each: many times what the pipe holds.
+                for n in range(200):
+                    await answered(client, logged(edge, str(n)), f"request {n}")
+
+                # 60 kB of lines cannot have gone into a 4 kB pipe: most are held.
+                assert 0 < edge.unread() <= edge.capacity
+                assert await answered(client, edge.url + "/healthz", "/healthz") == 200
+                assert edge.process.poll() is None
