@@ -226,6 +226,12 @@ async def test_two_workers_both_answer_on_one_port(tmp_path: Path) -> None:
             edge.process.send_signal(signal.SIGTERM)
             assert await exit_code(edge.process) == 0
             assert {_state(pid) for pid in pids} <= {"gone", "Z"}, "the workers exited too"
+            # Each worker writes its own log (its writer thread started after the fork)
+            # and gets its last lines out before it exits.
+            messages = [line["message"] for line in edge.log_lines()]
+            for index in range(2):
+                assert any(f"(worker {index}," in m for m in messages if m.startswith("serving"))
+            assert messages.count("stopped") == 2
 
 
 async def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:

@@ -10,11 +10,17 @@ the test instead of hanging it.
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import fcntl
+import json
 import os
+import re
+import select
+import signal
 import subprocess
 import termios
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +29,7 @@ import aiohttp
 import pytest
 
 from tests.proxy.served import SERVE, TIMEOUT_S, status_of, until
-from tests.proxy.test_process import edge_config, reference_origin
+from tests.proxy.test_process import edge_config, exit_code, metric, reference_origin
 from tests.redis_server import free_port
 
 ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=5)  # an edge that does not answer in 5 s is stuck
@@ -107,3 +113,92 @@ async def test_the_edge_answers_while_its_stderr_is_not_read(tmp_path: Path) -> 
                 assert 0 < edge.unread() <= edge.capacity
                 assert await answered(client, edge.url + "/healthz", "/healthz") == 200
                 assert edge.process.poll() is None
+
+
+def read_until(fd: int, ending: bytes) -> bytes:
+    """What the test reads from `fd` until it has read a line containing `ending` (bounded)."""
+    got = b""
+    deadline = time.monotonic() + TIMEOUT_S
+    while ending not in got or not got.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out reading stderr; got {got[-300:]!r}"
+        readable, _, _ = select.select([fd], [], [], left)
+        if readable:
+            got += os.read(fd, 65536)
+    return got
+
+
+async def dropped(edge: PipedEdge) -> float:
+    return await metric(edge.url, "session_minter_log_lines_dropped_total")
+
+
+async def test_lines_dropped_while_stalled_are_counted_then_reported_in_place(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path], log_buffer_bytes=4096)
+        with edge_on_a_pipe(config, port) as edge:
+            await ready(edge)
+            assert await dropped(edge) == 0
+            sent = 0
+            async with aiohttp.ClientSession(timeout=ANSWER_TIMEOUT) as client:
+
+                async def dropping() -> bool:
+                    nonlocal sent
+                    for _ in range(10):
+                        await answered(client, logged(edge, f"before/{sent}"), f"request {sent}")
+                        sent += 1
+                    return await dropped(edge) > 0
+
+                await until(dropping, "log lines being dropped")
+                assert await answered(client, edge.url + "/healthz", "/healthz") == 200
+                # The test reads stderr again: what was held comes out, then the gap's line.
+                got = await asyncio.to_thread(read_until, edge.stderr, b"log lines dropped")
+                for n in range(5):
+                    await answered(client, logged(edge, f"after/{n}"), f"after {n}")
+                got += await asyncio.to_thread(read_until, edge.stderr, b"/logged/after/4")
+            total = await dropped(edge)
+    lines = [json.loads(line) for line in got.decode().splitlines()]  # each line whole
+    paths = [line["path"] for line in lines if line.get("logger") == "session_minter.request"]
+    before = [int(path.rpartition("/")[2]) for path in paths if path.startswith("/logged/before/")]
+    assert before == sorted(before), "in order"
+    assert paths[-5:] == [f"/logged/after/{n}" for n in range(5)], "flowing again, in order"
+    # Each gap is reported where it is, with its size; together they are the metric.
+    gaps, previous = [], -1
+    for line in lines:
+        if line.get("logger") == "session_minter.logs":
+            assert line["level"] == "warning"
+            said = re.fullmatch(r"(\d+) log lines dropped: .*", line["message"])
+            assert said, line
+            gaps.append((previous, int(said[1])))
+        elif line.get("path", "").startswith("/logged/before/"):
+            number = int(line["path"].rpartition("/")[2])
+            if gaps and gaps[-1][0] == previous:
+                assert number - previous - 1 == gaps[-1][1], "the gap's line says its size"
+            previous = number
+    assert gaps, "a line reports the dropped lines"
+    last_kept, last_count = gaps[-1]
+    if last_kept == previous:  # the last gap runs to the end of what was sent before
+        assert sent - 1 - previous == last_count
+    else:  # lines after the last gap, to the last one sent
+        assert previous == sent - 1
+    assert sum(count for _, count in gaps) == total == sent - len(before), "none lost unsaid"
+
+
+async def test_sigterm_with_stderr_stalled_still_exits(tmp_path: Path) -> None:
+    port = free_port()
+    async with reference_origin(tmp_path, port) as origin:
+        config = edge_config(tmp_path, port, origin, [origin.key_path])
+        with edge_on_a_pipe(config, port, "--workers", "2") as edge:
+            await ready(edge)
+            async with aiohttp.ClientSession(
+                timeout=ANSWER_TIMEOUT, connector=aiohttp.TCPConnector(force_close=True)
+            ) as client:
+                for n in range(200):  # new connections: both workers have lines held
+                    await answered(client, logged(edge, str(n)), f"request {n}")
+            assert 0 < edge.unread() <= edge.capacity
+            edge.process.send_signal(signal.SIGTERM)
+            # Each process waits a bounded time for its lines to go out, then exits.
+            assert await exit_code(edge.process) == 0
+            assert edge.process.returncode == 0
