@@ -152,10 +152,16 @@ class LogWriter:
             # goes right after them, where the gap is.
             self._write("".join(chunks))
             if dropped:
-                self._write(self._notice(dropped))
+                self._write(self._notice_of(dropped))
             with self._lock:
                 self._written_count = upto
                 self._done.notify_all()
+
+    def _notice_of(self, dropped: int) -> str:
+        try:
+            return self._notice(dropped)
+        except Exception:  # a broken formatter must not end the writer
+            return _plain_notice(dropped)
 
     def _write(self, text: str) -> None:
         """Write `text` out, in pieces of whole lines of at most PIPE_BUF bytes.
@@ -186,7 +192,7 @@ class LogWriter:
             except BlockingIOError:  # a non-blocking stderr: wait until it takes more
                 select.select([], [self._fd], [])
                 continue
-            except OSError:
+            except (OSError, ValueError):  # ValueError: select on a closed fd
                 return False
             piece = piece[written:]
         return True

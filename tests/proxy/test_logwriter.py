@@ -205,3 +205,34 @@ def test_a_stalled_reader_cannot_hold_the_exit(pipe: tuple[int, int]) -> None:
     written = os.read(read_end, 65536)
     assert written.startswith(b"line 0\n"), "it wrote what the pipe would take"
     assert b"line 1999\n" not in written, "and the rest was still queued when it gave up"
+
+
+def test_lines_the_reader_is_gone_for_are_counted_and_the_writer_goes_on() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # EPIPE from now on (Python ignores SIGPIPE)
+    try:
+        writer = LogWriter(write_end)
+        writer.put("lost\nlost too\n")
+        assert writer.flush(TIMEOUT_S), "given up on, not stuck"
+        assert writer.dropped_total == 2
+        writer.put("lost again\n")
+        assert writer.flush(TIMEOUT_S)
+        assert writer.dropped_total == 3, "the thread is still writing (and counting)"
+    finally:
+        os.close(write_end)
+
+
+def test_a_notice_that_fails_to_format_falls_back_to_plain_text(pipe: tuple[int, int]) -> None:
+    read_end, write_end = pipe
+
+    def broken(dropped: int) -> str:
+        raise ValueError(dropped)
+
+    writer = LogWriter(write_end, max_bytes=100, notice=broken)
+    first = stall(writer, read_end)
+    writer.put("kept\n")
+    writer.put("dropped " + "z" * 200 + "\n")
+    notice = b"1 log lines dropped: stderr was not read fast enough\n"
+    assert read_until(read_end, notice) == first + b"kept\n" + notice
+    writer.put("still writing\n")
+    assert read_until(read_end, b"still writing\n") == b"still writing\n"
