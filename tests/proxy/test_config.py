@@ -79,6 +79,7 @@ MISTAKES = [
     ("[origin]\nslow_answer_s = 0\n", "origin.slow_answer_s: must be > 0"),
     ("[tokens]\noutage_max_expired_s = -1\n", "tokens.outage_max_expired_s: must be >= 0"),
     ("[store]\nconnect_timeout_s = 0\n", "store.connect_timeout_s: must be > 0"),
+    ("[server]\nlog_buffer_bytes = 4095\n", "server.log_buffer_bytes: must be >= 4096"),
     (
         "[server]\nworkers = 2\nmetrics_port = 65535\n[store]\nmemory_per_worker = true\n",
         "server.metrics_port: worker 1 of 2 would serve /metrics on 65536, past 65535",
