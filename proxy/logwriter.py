@@ -22,7 +22,13 @@ that thread waits in `os.write`; the event loop goes on serving.
   PIPE_BUF bytes (atomic on a pipe): lines keep their order, and lines of
   the workers sharing one stderr are never cut into each other.
 - `put` takes one uncontended lock, appends to a list and wakes the writer
-  only when it sleeps: O(1) on the hot path.
+  only when it sleeps on an empty queue: O(1) on the hot path. Woken, the
+  writer lingers `LINGER_S` (20 ms) for more lines before it takes the
+  queue, unless a flush hurries it. Waking a thread costs two context
+  switches and a handover of the GIL on the event loop's core; waking it
+  once per loop turn took about 5% of an edge mint's throughput, once per
+  linger takes next to nothing, and a line reaches stderr at most that
+  much later.
 - A thread does not survive `fork`: in a child the queue and the lock are
   made anew (the parent writes what it had queued) and the thread starts at
   the child's first line.
@@ -60,6 +66,7 @@ __all__ = [
 
 DEFAULT_BUFFER_BYTES = 1024 * 1024
 _PIPE_BUF = select.PIPE_BUF  # 4096 on Linux
+LINGER_S = 0.02  # a woken writer waits this long for more lines before writing
 FLUSH_TIMEOUT_S = 2.0  # at exit, per process: a dead reader cannot hold shutdown longer
 
 
@@ -94,6 +101,7 @@ class LogWriter:
         self._written_count = 0  # chunks written (or given up on), ever
         self._gave_up_at = -1  # `_written_count` when a flush last timed out
         self._sleeping = False
+        self._hurry = threading.Event()  # a flush is waiting: stop lingering
         self._thread: threading.Thread | None = None
 
     def put(self, text: str) -> None:
@@ -124,6 +132,7 @@ class LogWriter:
             if self._gave_up_at == self._written_count:
                 return False  # still stuck where the last flush gave up
             deadline = time.monotonic() + timeout
+            self._hurry.set()
             while self._written_count < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._thread is None:
@@ -144,6 +153,9 @@ class LogWriter:
                     self._sleeping = True
                     self._wake.wait()
                 self._sleeping = False
+            self._hurry.wait(LINGER_S)  # more lines come in the meantime: one write
+            with self._lock:
+                self._hurry.clear()
                 chunks, self._queue = self._queue, []
                 self._queued_bytes = 0
                 dropped, self._dropped_here, self._dropping = self._dropped_here, 0, False
