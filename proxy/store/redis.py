@@ -166,6 +166,10 @@ def _unpack(oiat: bytes | None, data: bytes | None) -> ClaimsRecord | None:
         or not isinstance(origin_lifetime_s, int | None)
     ):
         raise ValueError("a claims record with members of the wrong type")
+    # The claims the edge keeps passed the verifier: `iat` an integer. A clone ages `fva`
+    # from it, and the compiled `age_fva` refuses anything else with a TypeError (a 500).
+    if "iat" in claims and type(claims["iat"]) is not int:
+        raise ValueError("a claims record whose iat is not an integer")
     return ClaimsRecord(oiat=int(oiat), cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
 
 

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio
 from redis.crc import key_slot
@@ -349,6 +350,31 @@ async def test_unreadable_data_in_redis_is_the_store_unavailable_not_a_crash(
             await store.state("sess_1", "", "user_1")
     finally:
         await store.close()
+
+
+async def test_stored_claims_whose_iat_is_not_an_integer_are_the_store_unavailable(
+    tmp_path: Path, clock: FakeClock, own_redis: RedisServer
+) -> None:
+    """Claims another program wrote, fresher than the posted token's: cloned, their
+    `fva` is aged from their `iat`. One that is not an integer is not what this store
+    wrote (it keeps verified claims): the refresh goes to the origin, never a 500
+    (compiled, `age_fva` refuses a float `iat` with a TypeError)."""
+    store = StoreSettings(backend="redis", redis_url=own_redis.url)
+    async with running_stack(tmp_path, clock, store=store) as stack, Browser(stack.fapi) as browser:
+        sid = await browser.sign_in()
+        token = (await browser.refresh(sid)).jwt  # from the origin: binds this client
+        header, claims = decode(token)
+        foreign = {**claims, "iat": claims["iat"] + 0.5, "fva": [0, -1]}
+        with contextlib.closing(own_redis.client()) as admin:
+            admin.hset(
+                f"sm:{{{sid}}}:rec:",
+                mapping={"o": header["oiat"] + 1, "d": orjson.dumps([None, 60, foreign])},
+            )
+        clock.advance(5)
+        answer = await browser.refresh(sid, token=token)
+    assert answer.status == 200, answer.body
+    assert stack.decisions().get(("origin", "store")) == 1
+    assert not any(outcome == "minted" for outcome, _ in stack.decisions())
 
 
 async def test_a_client_list_that_is_not_text_is_the_store_unavailable_not_a_crash(
