@@ -47,6 +47,7 @@ __all__ = [
     "SESSION_TOKEN_CAT",
     "VerifiedToken",
     "VerifyRules",
+    "check_kept_claims",
     "organization_of",
     "verify_session_token",
     "verify_signed_here",
@@ -167,6 +168,18 @@ def _check_fva(claims: Mapping[str, Any]) -> None:
         or any(type(item) is not int or not -1 <= item < MAX_TIME for item in fva)
     ):
         raise ClaimRejected("fva must be two integers >= -1", claim="fva")
+
+
+def check_kept_claims(claims: Mapping[str, Any]) -> None:
+    """Claims handed back by a store, checked as a clone needs them (ClaimRejected if not).
+
+    A store keeps the claims of verified tokens only, so these hold for every
+    record it wrote: `iat` an integer time (a clone ages `fva` from it) and
+    `fva`, when present, as the verifier requires it. Anything else in a
+    shared store was written by someone else.
+    """
+    _time(claims, "iat")
+    _check_fva(claims)
 
 
 def _check_claims(

@@ -57,7 +57,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from minter import ClaimsRecord, SessionState
+from minter import ClaimRejected, ClaimsRecord, SessionState
+from minter.verify import MAX_TIME, check_kept_claims
 
 from .base import Settled, StoreUnavailable
 from .pending import PendingRevocations
@@ -163,14 +164,19 @@ def _unpack(oiat: bytes | None, data: bytes | None) -> ClaimsRecord | None:
     if (
         not isinstance(claims, dict)
         or not isinstance(cat, str | None)
-        or not isinstance(origin_lifetime_s, int | None)
+        or not (origin_lifetime_s is None or type(origin_lifetime_s) is int)
     ):
         raise ValueError("a claims record with members of the wrong type")
-    # The claims the edge keeps passed the verifier: `iat` an integer. A clone ages `fva`
-    # from it, and the compiled `age_fva` refuses anything else with a TypeError (a 500).
-    if "iat" in claims and type(claims["iat"]) is not int:
-        raise ValueError("a claims record whose iat is not an integer")
-    return ClaimsRecord(oiat=int(oiat), cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
+    kept_oiat = int(oiat)
+    if not 0 <= kept_oiat < MAX_TIME or not 0 <= (origin_lifetime_s or 0) < MAX_TIME:
+        raise ValueError("a claims record with a time out of range")
+    # The claims the edge keeps passed the verifier; a clone reads `iat` and ages `fva`,
+    # and the compiled `age_fva` refuses a float with a TypeError (a 500).
+    try:
+        check_kept_claims(claims)
+    except ClaimRejected as exc:
+        raise ValueError(f"a claims record with {exc.reason}") from exc
+    return ClaimsRecord(oiat=kept_oiat, cat=cat, claims=claims, origin_lifetime_s=origin_lifetime_s)
 
 
 class RedisStore:

@@ -35,6 +35,7 @@ from minter import (
     verify_signed_here,
 )
 from minter.jws import b64url_decode, b64url_encode, encode_json
+from minter.verify import check_kept_claims
 
 from .builders import (
     AZP,
@@ -649,3 +650,26 @@ def test_a_token_signed_here_with_a_key_since_retired_is_refused(
 ) -> None:
     with pytest.raises(UnknownKey):
         signed_here(make_token(), KeySet([]), rules)
+
+
+@pytest.mark.parametrize(
+    ("claims", "refused"),
+    [
+        ({"iat": 1_700_000_000, "fva": [3, -1]}, None),
+        ({"iat": 1_700_000_000}, None),
+        ({"sub": "user_1"}, "claim:iat"),
+        ({"iat": 1_700_000_000.5}, "claim:iat"),
+        ({"iat": True}, "claim:iat"),
+        ({"iat": 1_700_000_000, "fva": [0.5, 1]}, "claim:fva"),
+        ({"iat": 1_700_000_000, "fva": [1]}, "claim:fva"),
+    ],
+)
+def test_kept_claims_are_checked_as_a_clone_reads_them(
+    claims: dict[str, object], refused: str | None
+) -> None:
+    if refused is None:
+        check_kept_claims(claims)
+    else:
+        with pytest.raises(ClaimRejected) as caught:
+            check_kept_claims(claims)
+        assert caught.value.reason == refused

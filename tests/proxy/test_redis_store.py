@@ -26,7 +26,8 @@ REVOCATION_TTL = SETTINGS.tokens.revocation_ttl_s
 
 
 def record(oiat: int) -> ClaimsRecord:
-    return ClaimsRecord(oiat=oiat, cat=None, claims={"sub": "user_1"}, origin_lifetime_s=60)
+    claims = {"sub": "user_1", "iat": oiat}  # as kept from a verified token
+    return ClaimsRecord(oiat=oiat, cat=None, claims=claims, origin_lifetime_s=60)
 
 
 def redis_store(url: str, *, socket_timeout_s: float = 0.5) -> RedisStore:
@@ -331,7 +332,18 @@ def test_a_redis_before_7_is_named_too_old_for_settles_script(version: str, too_
         ("sm:{sess_1}:rec:", {"o": "1000", "d": "not json"}),
         ("sm:{sess_1}:rec:", {"o": "1000", "d": '["cat", 60, ["not", "claims"]]'}),
         ("sm:{sess_1}:rec:", {"o": "1000", "d": '{"a": 1}'}),
-        ("sm:{sess_1}:rec:", {"o": "x", "d": '["cl_B7d4PD111AAA", 60, {}]'}),
+        ("sm:{sess_1}:rec:", {"o": "x", "d": '["cl_B7d4PD111AAA", 60, {"iat": 1000}]'}),
+        # Claims no verified token has: a clone reads `iat` and ages `fva`.
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, 60, {"sub": "user_1"}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, 60, {"iat": "1000"}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, 60, {"iat": 1000, "fva": ["a", 1]}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, 60, {"iat": 1000, "fva": [0.5, 1]}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, 60, {"iat": 1000, "fva": 3}]'}),
+        # Times out of range, and a lifetime that is not an integer.
+        ("sm:{sess_1}:rec:", {"o": str(2**64), "d": '[null, 60, {"iat": 1000}]'}),
+        ("sm:{sess_1}:rec:", {"o": "-5", "d": '[null, 60, {"iat": 1000}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, -60, {"iat": 1000}]'}),
+        ("sm:{sess_1}:rec:", {"o": "1000", "d": '[null, true, {"iat": 1000}]'}),
     ],
 )
 async def test_unreadable_data_in_redis_is_the_store_unavailable_not_a_crash(

@@ -92,6 +92,7 @@ async def test_records_round_trip_whole(store: SessionStore) -> None:
         claims={
             "sub": "user_ü",
             "o": {"id": "org_acme", "rol": "admin", "per": ["a", "b"]},
+            "iat": 1_700_000_000,
             "fva": [3, -1],
             "big": 2**53 - 1,
         },
