@@ -77,13 +77,18 @@ def edge_process(config: Path, port: int, *extra: str) -> Iterator[Edge]:
     try:
         yield Edge(f"http://127.0.0.1:{port}", process, log, config)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-                process.kill()
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within TIMEOUT_S."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+            process.kill()
+            process.wait()
 
 
 async def status_of(url: str) -> int | None:

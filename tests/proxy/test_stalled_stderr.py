@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.proxy.served import SERVE, TIMEOUT_S, status_of, until
+from tests.proxy.served import SERVE, TIMEOUT_S, status_of, stop, until
 from tests.proxy.test_process import edge_config, exit_code, metric, reference_origin
 from tests.redis_server import free_port
 
@@ -66,13 +66,7 @@ def edge_on_a_pipe(config: Path, port: int, *extra: str) -> Iterator[PipedEdge]:
         yield PipedEdge(f"http://127.0.0.1:{port}", process, read_end, capacity)
     finally:
         os.close(read_end)  # a writer blocked on the pipe gets EPIPE: nothing hangs here
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 async def ready(edge: PipedEdge) -> None:
