@@ -202,9 +202,12 @@ class LogWriter:
             try:
                 written = os.write(self._fd, piece)
             except BlockingIOError:  # a non-blocking stderr: wait until it takes more
-                select.select([], [self._fd], [])
+                # poll, not select: any fd number; a closed fd (POLLNVAL) fails the write next.
+                waiting = select.poll()
+                waiting.register(self._fd, select.POLLOUT)
+                waiting.poll()
                 continue
-            except (OSError, ValueError):  # ValueError: select on a closed fd
+            except OSError:
                 return False
             piece = piece[written:]
         return True

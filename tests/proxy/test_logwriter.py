@@ -236,3 +236,25 @@ def test_a_notice_that_fails_to_format_falls_back_to_plain_text(pipe: tuple[int,
     assert read_until(read_end, notice) == first + b"kept\n" + notice
     writer.put("still writing\n")
     assert read_until(read_end, b"still writing\n") == b"still writing\n"
+
+
+def test_a_non_blocking_fd_select_cannot_take_keeps_the_writer_alive(
+    pipe: tuple[int, int],
+) -> None:
+    # EAGAIN on a full non-blocking pipe: the writer waits for room. On an fd that
+    # select() refuses (numbered past FD_SETSIZE here; a closed one likewise) that
+    # wait raised inside the `except BlockingIOError` clause, past the clause meant
+    # to catch it, and ended the writer thread: every later line was lost.
+    read_end, write_end = pipe
+    high = fcntl.fcntl(write_end, fcntl.F_DUPFD, 1100)  # select() takes fds < 1024 only
+    try:
+        os.set_blocking(high, False)
+        writer = LogWriter(high)
+        first = stall(writer, read_end)
+        writer.put("after the wait\n")
+        got = read_until(read_end, b"after the wait\n")
+        assert writer.flush(TIMEOUT_S), "the writer is still alive"
+        assert got == first + b"after the wait\n"
+        assert writer.dropped_total == 0
+    finally:
+        os.close(high)
