@@ -24,7 +24,8 @@ that thread waits in `os.write`; the event loop goes on serving.
 - `put` takes one uncontended lock, appends to a list and wakes the writer
   only when it sleeps on an empty queue: O(1) on the hot path. Woken, the
   writer lingers `LINGER_S` (20 ms) for more lines before it takes the
-  queue, unless a flush hurries it. Waking a thread costs two context
+  queue, unless a flush hurries it, or the queue passes half its bound
+  (else a healthy reader would lose lines to a linger). Waking a thread costs two context
   switches and a handover of the GIL on the event loop's core; waking it
   once per loop turn took about 5% of an edge mint's throughput, once per
   linger takes next to nothing, and a line reaches stderr at most that
@@ -118,6 +119,9 @@ class LogWriter:
                 self.dropped_total += lines
                 return
             self._queue.append(text)
+            half = self._max_bytes // 2
+            if self._queued_bytes <= half < self._queued_bytes + size:
+                self._hurry.set()  # filling up: a lingering writer takes the queue now
             self._queued_bytes += size
             self._put_count += 1
             if self._sleeping:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from proxy import logwriter
 from proxy.logwriter import LogWriter
 from tests.proxy.served import TIMEOUT_S
 
@@ -258,3 +259,21 @@ def test_a_non_blocking_fd_select_cannot_take_keeps_the_writer_alive(
         assert writer.dropped_total == 0
     finally:
         os.close(high)
+
+
+def test_a_queue_filling_up_hurries_a_lingering_writer(
+    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A woken writer lingers for more lines; if it lingers on while the queue fills,
+    # a healthy reader loses lines (at the 4096-byte minimum bound, ~12 request
+    # lines: an edge logging more than that per 20 ms). Past half the bound, the
+    # writer must take the queue without waiting out the linger (made endless here).
+    monkeypatch.setattr(logwriter, "LINGER_S", 3600.0)
+    read_end, write_end = pipe
+    writer = LogWriter(write_end, max_bytes=4096)
+    for round_ in range(4):  # 4 x 2,500 bytes: more than twice the bound, read as it comes
+        lines = [f"round {round_} line {n} {'w' * 480}\n" for n in range(5)]
+        for line in lines:
+            writer.put(line)
+        assert read_until(read_end, lines[-1].encode()) == "".join(lines).encode()
+    assert writer.dropped_total == 0
