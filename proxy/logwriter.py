@@ -168,7 +168,7 @@ class LogWriter:
             # goes right after them, where the gap is.
             self._write("".join(chunks))
             if dropped:
-                self._write(self._notice_of(dropped))
+                self._write(self._notice_of(dropped), counted=False)  # not a logged line
             with self._lock:
                 self._written_count = upto
                 self._done.notify_all()
@@ -179,7 +179,7 @@ class LogWriter:
         except Exception:  # a broken formatter must not end the writer
             return _plain_notice(dropped)
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, counted: bool = True) -> None:
         """Write `text` out, in pieces of whole lines of at most PIPE_BUF bytes.
 
         A write of at most PIPE_BUF bytes to a pipe is atomic: the lines of
@@ -194,9 +194,10 @@ class LogWriter:
                 cut = data.rfind(b"\n", start, start + _PIPE_BUF)
                 end = cut + 1 if cut >= 0 else (data.find(b"\n", start + _PIPE_BUF) + 1 or size)
             if not self._write_all(memoryview(data)[start:end]):
-                lines = data.count(b"\n", start)
-                with self._lock:
-                    self.dropped_total += lines
+                if counted:
+                    lines = data.count(b"\n", start)
+                    with self._lock:
+                        self.dropped_total += lines
                 return
             start = end
 

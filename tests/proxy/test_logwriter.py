@@ -277,3 +277,22 @@ def test_a_queue_filling_up_hurries_a_lingering_writer(
             writer.put(line)
         assert read_until(read_end, lines[-1].encode()) == "".join(lines).encode()
     assert writer.dropped_total == 0
+
+
+def test_a_notice_the_reader_is_gone_for_is_not_counted_as_a_log_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The count is of lines logged and lost; the writer's own notice about them,
+    # when it cannot be written either, is not one more of those.
+    monkeypatch.setattr(logwriter, "LINGER_S", 3600.0)  # the writer holds the queue: a drop
+    read_end, write_end = os.pipe()
+    try:
+        writer = LogWriter(write_end, max_bytes=100)
+        writer.put("kept\n")
+        writer.put("dropped " + "z" * 200 + "\n")
+        assert writer.dropped_total == 1
+        os.close(read_end)  # EPIPE for the kept line and for the notice
+        assert writer.flush(TIMEOUT_S)
+        assert writer.dropped_total == 2, "the kept line and the dropped one, not the notice"
+    finally:
+        os.close(write_end)
