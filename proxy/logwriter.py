@@ -9,8 +9,8 @@ that thread waits in `os.write`; the event loop goes on serving.
   default: about 3,000 JSON request lines, a second or more of a busy
   edge's log, and a fixed ceiling on the memory a stall can take). The
   batch being written when the reader stalled is held on top of that, and
-  one chunk always fits in an empty queue (one loop turn's request lines
-  are one chunk).
+  one chunk always fits in an empty queue (a record with a long traceback
+  is one chunk).
 - When a chunk does not fit, it is dropped, not waited for: its lines are
   counted (`dropped_total`, exported as
   `session_minter_log_lines_dropped_total`), and so is everything after it
@@ -111,7 +111,7 @@ class LogWriter:
             if self._thread is None:
                 self._start()
             size = len(text)  # characters: bytes for the ASCII a log line mostly is
-            # A chunk always fits in an empty queue (one loop turn's lines can be many).
+            # A chunk always fits in an empty queue (a long traceback is one chunk).
             if self._dropping or (self._queue and self._queued_bytes + size > self._max_bytes):
                 self._dropping = True
                 lines = text.count("\n")

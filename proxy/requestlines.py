@@ -5,16 +5,16 @@ A request line is the hottest log there is (one per token refresh), and the
 Python: a record object, locks, a formatter, a write and a flush per line.
 Once `configure_logging` has set up the process's stderr, request lines are
 formatted here in the same shapes as `JsonFormatter` / `TextFormatter`
-produce (same keys, same order) and handed on in batches: the lines of one
-event-loop turn go to the sink (the process's `LogWriter.put`, which queues
-them for its writer thread and never blocks) as one string, right after
-that turn, so nothing lags. Without that setup (tests, embedding) request
-lines go through `logging`.
+produce (same keys, same order) and handed to the sink: the process's
+`LogWriter.put`, which queues them for its writer thread and never blocks.
+Each line is handed on as it is logged, so it keeps its place among the
+`logging` records, which go through the same queue; the writer gathers
+them into few writes. Without that setup (tests, embedding) request lines
+go through `logging`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import time
 from collections.abc import Callable
@@ -31,27 +31,16 @@ class RequestLines:
     def __init__(self, log_format: str, sink: Callable[[str], None]) -> None:
         self._json = log_format == "json"
         self._sink = sink
-        self._pending: list[str] = []
         self._formatted_second = -1
         self._second_text = ""
 
     def write(self, summary: str, fields: dict[str, Any]) -> None:
         now = time.time()
-        self._pending.append(
+        self._sink(
             self._json_line(now, summary, fields)
             if self._json
             else self._text_line(now, summary, fields)
         )
-        if len(self._pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop: write at once
-                self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            lines, self._pending = self._pending, []
-            self._sink("".join(lines))
 
     def _second(self, now: float) -> str:
         """The line's time to the second, formatted once per second."""

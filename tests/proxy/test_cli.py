@@ -308,7 +308,7 @@ def test_fast_request_lines_have_the_formatters_shapes() -> None:
     for log_format, formatter in (("json", JsonFormatter()), ("text", TextFormatter())):
         stream = io.StringIO()
         lines = RequestLines(log_format, stream.write)
-        lines.write("POST /x 200", fields)  # no running loop: written at once
+        lines.write("POST /x 200", fields)
         written = stream.getvalue()
         assert written.count("\n") == 1
         expected = formatter.format(request_record())
@@ -320,27 +320,6 @@ def test_fast_request_lines_have_the_formatters_shapes() -> None:
             }
         else:
             assert written.rstrip("\n").split(" INFO ", 1)[1] == expected.split(" INFO ", 1)[1]
-
-
-async def test_fast_request_lines_are_batched_per_loop_turn() -> None:
-    import asyncio
-    import io
-
-    from proxy.requestlines import RequestLines
-
-    stream = io.StringIO()
-    lines = RequestLines("json", stream.write)
-    for n in range(3):
-        lines.write(f"GET /{n} 200", {"status": 200})
-    assert stream.getvalue() == "", "held until the end of this loop turn"
-    turn_over = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_soon(turn_over.set_result, None)  # queued after the flush
-    await turn_over
-    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
-        "GET /0 200",
-        "GET /1 200",
-        "GET /2 200",
-    ]
 
 
 def test_fast_request_lines_time_each_line_to_the_millisecond() -> None:

@@ -9,6 +9,7 @@ each bounded by `TIMEOUT_S`.
 from __future__ import annotations
 
 import array
+import asyncio
 import fcntl
 import os
 import select
@@ -296,3 +297,33 @@ def test_a_notice_the_reader_is_gone_for_is_not_counted_as_a_log_line(
         assert writer.dropped_total == 2, "the kept line and the dropped one, not the notice"
     finally:
         os.close(write_end)
+
+
+async def test_request_lines_and_records_keep_the_order_they_were_logged_in(
+    pipe: tuple[int, int],
+) -> None:
+    """On the event loop, a request line logged before a record comes out before it."""
+    import logging
+
+    from proxy.logwriter import WriterHandler
+    from proxy.requestlines import RequestLines
+
+    read_end, write_end = pipe
+    writer = LogWriter(write_end)
+    handler = WriterHandler(writer)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("tests.logwriter.order")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        lines = RequestLines("text", writer.put)
+        lines.write("first", {})
+        log.warning("second")
+        lines.write("third", {})
+        await asyncio.sleep(0)  # the loop turn ends (where batched request lines went out)
+        assert writer.flush()
+        got = read_until(read_end, b"third \n").decode()
+    finally:
+        log.removeHandler(handler)
+    order = [line.rsplit(": ", 1)[-1].strip() for line in got.splitlines()]
+    assert order == ["first", "second", "third"]
