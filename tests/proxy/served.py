@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -120,3 +122,16 @@ async def wait_ready(edge: Edge, base: str | None = None) -> None:
         return await status_of((base or edge.url) + "/readyz") == 200
 
     await until(ready, f"{edge.url} ready")
+
+
+def read_until(fd: int, ending: bytes) -> bytes:
+    """What is read from a pipe's `fd` until it has read a line containing `ending` (bounded)."""
+    got = b""
+    deadline = time.monotonic() + TIMEOUT_S
+    while ending not in got or not got.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out reading stderr; got {got[-300:]!r}"
+        readable, _, _ = select.select([fd], [], [], left)
+        if readable:
+            got += os.read(fd, 65536)
+    return got

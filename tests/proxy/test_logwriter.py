@@ -12,7 +12,6 @@ import array
 import asyncio
 import fcntl
 import os
-import select
 import subprocess
 import sys
 import termios
@@ -25,7 +24,7 @@ import pytest
 
 from proxy import logwriter
 from proxy.logwriter import LogWriter
-from tests.proxy.served import TIMEOUT_S
+from tests.proxy.served import TIMEOUT_S, read_until
 
 
 @pytest.fixture
@@ -49,19 +48,6 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
-
-
-def read_until(fd: int, ending: bytes) -> bytes:
-    """Everything read from `fd` until what was read ends with `ending` (bounded)."""
-    got = b""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not got.endswith(ending):
-        left = deadline - time.monotonic()
-        assert left > 0, f"timed out reading; got {got[-200:]!r}"
-        readable, _, _ = select.select([fd], [], [], left)
-        if readable:
-            got += os.read(fd, 65536)
-    return got
 
 
 def stall(writer: LogWriter, read_end: int) -> bytes:

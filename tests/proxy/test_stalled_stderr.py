@@ -16,11 +16,9 @@ import fcntl
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import termios
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.proxy.served import SERVE, TIMEOUT_S, status_of, stop, until
+from tests.proxy.served import SERVE, read_until, status_of, stop, until
 from tests.proxy.test_process import edge_config, exit_code, metric, reference_origin
 from tests.redis_server import free_port
 
@@ -107,19 +105,6 @@ async def test_the_edge_answers_while_its_stderr_is_not_read(tmp_path: Path) -> 
                 assert 0 < edge.unread() <= edge.capacity
                 assert await answered(client, edge.url + "/healthz", "/healthz") == 200
                 assert edge.process.poll() is None
-
-
-def read_until(fd: int, ending: bytes) -> bytes:
-    """What the test reads from `fd` until it has read a line containing `ending` (bounded)."""
-    got = b""
-    deadline = time.monotonic() + TIMEOUT_S
-    while ending not in got or not got.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        assert left > 0, f"timed out reading stderr; got {got[-300:]!r}"
-        readable, _, _ = select.select([fd], [], [], left)
-        if readable:
-            got += os.read(fd, 65536)
-    return got
 
 
 async def dropped(edge: PipedEdge) -> float:
